@@ -1,0 +1,60 @@
+"""The embedded world as a registered dataset (``embedded_world``): no downloads, deterministic."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .base import DATASETS, Dataset, ImageTextData
+from .world import DEFAULT_TEST_SIZE, DOMAINS, WorldConfig, WorldSplit, build_split, caption_ambiguity, vocabulary, with_domain
+
+
+@DATASETS.register("embedded_world")
+class EmbeddedWorld(Dataset):
+    """Procedurally generated scenes of coloured shapes with captions (see :mod:`.world`).
+
+    Args:
+        split: evaluation split ("test" or "val").
+        size: images in the evaluation split (5 captions each).
+        train_size: images in the training pool used by the ``embedded`` backend.
+        seed: world seed (independent of the suite's corruption seed).
+        world: overrides of :class:`WorldConfig` fields (e.g. ``{image_size: 64}``).
+    """
+
+    domains = DOMAINS
+
+    def __init__(self, split: str = "test", size: int = DEFAULT_TEST_SIZE, train_size: int = 20000,
+                 seed: int = 0, world: dict[str, Any] | None = None) -> None:
+        self.split = split
+        self.size = size
+        self.train_size = train_size
+        self.seed = seed
+        self.config = replace(WorldConfig(), **(world or {}))
+
+    @cached_property
+    def _base(self) -> WorldSplit:
+        return build_split(self.config, self.split, self.domains[0], self.size, self.seed)
+
+    def load(self, domain: str) -> ImageTextData:
+        if domain not in self.domains:
+            raise ValueError(f"embedded_world has no domain {domain!r}; known: {', '.join(self.domains)}")
+        world = self._base if domain == self.domains[0] else with_domain(self._base, domain, self.config)
+        captions, owner = world.flat_captions()
+        return ImageTextData(f"embedded_world-{self.split}", domain, world.images, captions, owner, world.ids)
+
+    def training_data(self) -> tuple[np.ndarray, list[list[str]], list[str]]:
+        train = build_split(self.config, "train", self.domains[0], self.train_size, self.seed)
+        return train.images, train.captions, vocabulary(self.config)
+
+    def recipe(self) -> dict[str, Any]:
+        """What determines the training data (part of the trained weights' cache key)."""
+        from dataclasses import asdict
+
+        return {"world": asdict(self.config), "train_size": self.train_size, "seed": self.seed}
+
+    def describe(self) -> dict[str, Any]:
+        return {"split": self.split, "size": self.size, "seed": self.seed,
+                "caption_ambiguity": caption_ambiguity(self._base)}
