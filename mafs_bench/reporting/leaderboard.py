@@ -1,0 +1,258 @@
+"""Leaderboard tables built from ``metrics.csv``: one ranked row per (task, model).
+
+The leaderboard answers "which model holds up best under corruption": models are ranked
+within their task by the mean corrupted score of the task's primary metric, next to the
+clean score, the ratio of the two, per-modality means and clean scores on shifted
+domains. All metrics are treated as higher-is-better (recall, accuracy, CIDEr).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+import pandas as pd
+
+from mafs_bench.reporting.schema import (
+    MODALITIES,
+    SchemaError,
+    corruption_cells,
+    in_domain,
+    is_clean,
+    task_order,
+    validate_metrics,
+)
+
+BASE_COLUMNS: Final[tuple[str, ...]] = (
+    "rank",
+    "task",
+    "model",
+    "metric",
+    "clean",
+    "corrupted",
+    "relative_robustness",
+    *MODALITIES,
+)
+"""Leaderboard columns before the ``domain:<name>`` ones."""
+
+DOMAIN_PREFIX: Final[str] = "domain:"
+LEADERBOARD_CSV: Final[str] = "leaderboard.csv"
+LEADERBOARD_MD: Final[str] = "leaderboard.md"
+
+LEGEND: Final[str] = (
+    "**Legend:** rank = position within the task by mean corrupted score (1 = best, higher is better); "
+    "clean = score on the clean in-domain test set; corrupted = mean over all (corruption, severity) cells; "
+    "relative_robustness = corrupted / clean; image / text / pair = corrupted mean over the corruptions "
+    "of that modality; domain:<name> = clean score on a shifted domain; blank = not evaluated."
+)
+
+
+def build_leaderboard(
+    metrics: pd.DataFrame, primary: Mapping[str, str], domain: str | None = None
+) -> pd.DataFrame:
+    """Rank the models of every task by their mean corrupted score.
+
+    Args:
+        metrics: Rows in the ``metrics.csv`` layout (validated here).
+        primary: Task -> metric used for that task's row, e.g. ``{"retrieval": "r_mean"}``.
+            Every task in ``metrics`` needs an entry; extra entries are ignored. Task
+            order in the output follows this mapping.
+        domain: The in-domain test set; default per task: the domain with corrupted rows.
+
+    Returns:
+        One row per (task, model) with :data:`BASE_COLUMNS` and then ``domain:<name>``
+        (sorted by name) for every shifted domain of any task. Rows are sorted by task,
+        then rank, then model name; tied scores share a rank.
+
+    Example:
+        >>> board = build_leaderboard(metrics, {"retrieval": "r_mean"})
+        >>> board.loc[board["rank"] == 1, "model"].tolist()
+    """
+    metrics = validate_metrics(metrics)
+    tables = [
+        _task_table(metrics, task, primary[task], in_domain(metrics, task, domain))
+        for task in task_order(metrics, primary)
+    ]
+    board = pd.concat(tables, ignore_index=True)
+    shifted = sorted(column for column in board.columns if column.startswith(DOMAIN_PREFIX))
+    return board.reindex(columns=[*BASE_COLUMNS, *shifted])
+
+
+def per_corruption_table(
+    metrics: pd.DataFrame, task: str, metric: str, domain: str | None = None
+) -> pd.DataFrame:
+    """Model x corruption table of ``metric``, averaged over severities.
+
+    Args:
+        metrics: Rows in the ``metrics.csv`` layout.
+        task: Task to tabulate.
+        metric: Metric to tabulate.
+        domain: The in-domain test set (default: the domain with corrupted rows).
+
+    Returns:
+        Index ``model`` (sorted), one column per corruption ordered by modality then
+        name. A corruption name used for several modalities gets ``name[modality]``.
+    """
+    return _per_corruption(validate_metrics(metrics), task, metric, domain)[0]
+
+
+def _per_corruption(
+    metrics: pd.DataFrame, task: str, metric: str, domain: str | None
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """:func:`per_corruption_table` plus the (corruption, modality) of each column."""
+    rows = _task_rows(metrics, task, metric)
+    rows = rows[(rows["domain"] == in_domain(metrics, task, domain)) & ~is_clean(rows)]
+    cells = corruption_cells(rows)
+    means = rows.groupby(["model", "corruption", "modality"])["value"].mean()
+    table = pd.DataFrame(index=pd.Index(sorted(rows["model"].unique()), name="model"))
+    for cell, label in zip(cells, _cell_labels(cells), strict=True):
+        table[label] = [float(means.get((model, *cell), math.nan)) for model in table.index]
+    table.columns.name = "corruption"
+    return table, cells
+
+
+def write_leaderboard(
+    board: pd.DataFrame,
+    out_dir: str | Path,
+    metrics: pd.DataFrame | None = None,
+    domain: str | None = None,
+) -> list[Path]:
+    """Write ``leaderboard.csv`` and ``leaderboard.md`` into ``out_dir``.
+
+    Args:
+        board: Output of :func:`build_leaderboard`.
+        out_dir: Directory to write into (created if missing).
+        metrics: When given, each task's Markdown section also gets its
+            :func:`per_corruption_table` and names the in-domain domain.
+        domain: Passed to :func:`per_corruption_table`.
+
+    Returns:
+        The two paths, CSV first.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / LEADERBOARD_CSV, out / LEADERBOARD_MD
+    board.to_csv(csv_path, index=False, lineterminator="\n")
+    md_path.write_text(leaderboard_markdown(board, metrics, domain), encoding="utf-8", newline="\n")
+    return [csv_path, md_path]
+
+
+def leaderboard_markdown(
+    board: pd.DataFrame, metrics: pd.DataFrame | None = None, domain: str | None = None
+) -> str:
+    """Render the leaderboard as Markdown: a legend, then one section per task.
+
+    Columns with no value for a task (e.g. ``pair`` when no pair corruption ran) are
+    left out of that task's table; numbers get 3 decimals; missing values are blank.
+    """
+    metrics = None if metrics is None else validate_metrics(metrics)
+    lines = ["# mafs-bench leaderboard", "", LEGEND, ""]
+    for task in _unique_in_order(board["task"]):
+        rows = board[board["task"] == task]
+        metric = str(rows["metric"].iloc[0])
+        columns = [c for c in board.columns if c not in ("task", "metric") and rows[c].notna().any()]
+        lines += [f"## {task}", ""]
+        where = "" if metrics is None else f" on domain `{in_domain(metrics, task, domain)}`"
+        lines += [f"Ranked by mean corrupted `{metric}`{where}.", ""]
+        lines += _markdown_table(rows.loc[:, columns])
+        if metrics is not None:
+            table, cells = _per_corruption(metrics, task, metric, domain)
+            if cells:
+                table.columns = [f"{corruption} ({modality})" for corruption, modality in cells]
+                lines += ["", f"### {task}: `{metric}` per corruption (mean over severities)", ""]
+                lines += _markdown_table(table.reset_index())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _task_table(metrics: pd.DataFrame, task: str, metric: str, domain: str) -> pd.DataFrame:
+    """Leaderboard rows of one task, ranked."""
+    rows = _task_rows(metrics, task, metric)
+    home = rows[rows["domain"] == domain]
+    datasets = sorted(home["dataset"].unique())
+    if len(datasets) > 1:
+        raise SchemaError(
+            f"task {task!r} has several datasets {datasets} in domain {domain!r}; "
+            "a single score per model would mix them"
+        )
+    corrupted = home[~is_clean(home)]
+    models = pd.Index(sorted(rows["model"].unique()), name="model")
+    _warn_uneven_coverage(corrupted, models, task)
+    table = pd.DataFrame(index=models)
+    table["clean"] = home[is_clean(home)].groupby("model")["value"].mean()
+    table["corrupted"] = corrupted.groupby("model")["value"].mean()
+    nonzero_clean = table["clean"].where(table["clean"] != 0)
+    table["relative_robustness"] = table["corrupted"] / nonzero_clean
+    for modality in MODALITIES:
+        of_modality = corrupted[corrupted["modality"] == modality]
+        table[modality] = of_modality.groupby("model")["value"].mean()
+    shifted = rows[is_clean(rows) & (rows["domain"] != domain)]
+    for name in sorted(shifted["domain"].unique()):
+        table[DOMAIN_PREFIX + name] = shifted[shifted["domain"] == name].groupby("model")["value"].mean()
+    table = table.reset_index()
+    table.insert(0, "task", task)
+    table.insert(2, "metric", metric)
+    ranks = table["corrupted"].rank(method="min", ascending=False, na_option="bottom")
+    table.insert(0, "rank", ranks.astype("int64"))
+    return table.sort_values(["rank", "model"], kind="stable", ignore_index=True)
+
+
+def _task_rows(metrics: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
+    """Rows of one (task, metric); an unknown metric is an error, not an empty table."""
+    of_task = metrics[metrics["task"] == task]
+    rows = of_task[of_task["metric"] == metric]
+    if rows.empty:
+        available = sorted(of_task["metric"].unique())
+        raise SchemaError(f"task {task!r} has no rows for metric {metric!r}; available: {available}")
+    return rows
+
+
+def _warn_uneven_coverage(corrupted: pd.DataFrame, models: pd.Index, task: str) -> None:
+    """Warn when models were scored on different cells: their means are not comparable."""
+    cells = corrupted.groupby("model").size().reindex(models, fill_value=0)
+    if cells.nunique() > 1:
+        counts = {str(model): int(n) for model, n in cells.items()}
+        warnings.warn(
+            f"task {task!r}: models cover different numbers of corrupted cells {counts}; "
+            "their corrupted means are not directly comparable",
+            stacklevel=4,
+        )
+
+
+def _cell_labels(cells: Sequence[tuple[str, str]]) -> list[str]:
+    """Column label per (corruption, modality); qualify names shared across modalities."""
+    names = [corruption for corruption, _ in cells]
+    return [c if names.count(c) == 1 else f"{c}[{m}]" for c, m in cells]
+
+
+def _markdown_table(frame: pd.DataFrame) -> list[str]:
+    """A pipe table: text left-aligned, numbers right-aligned with 3 decimals."""
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    header = "| " + " | ".join(_escape(str(c)) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---:" if is_num else "---" for is_num in numeric) + "|"
+    body = [
+        "| " + " | ".join(_cell(value) for value in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return [header, rule, *body]
+
+
+def _cell(value: object) -> str:
+    """Format one Markdown cell; floats get 3 decimals, missing is blank."""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.3f}"
+    if value is None or value is pd.NA:
+        return ""
+    return _escape(str(value))
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _unique_in_order(values: pd.Series) -> list[str]:
+    """Distinct values in first-seen order (the board is already sorted by task)."""
+    return [str(v) for v in dict.fromkeys(values)]

@@ -1,0 +1,284 @@
+"""Column contracts for the runner's results files, and readers that enforce them.
+
+Reports read only the files the runner writes (never its in-memory state), so this
+module is the one place where those files are described: the exact columns, their
+dtypes, and the conventions that mark a row as clean. A file that breaks the contract
+fails here, loudly and naming the file, instead of producing a quietly wrong table.
+
+Conventions (shared with the runner):
+
+* A clean row has ``corruption == "none"``, ``modality == "none"`` and ``severity == 0``.
+* A corrupted row has a modality in :data:`MODALITIES` and a severity >= 1.
+* Shifted-domain rows are clean rows whose ``domain`` differs from the in-domain one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+import pandas as pd
+
+METRICS_COLUMNS: Final[tuple[str, ...]] = (
+    "model",
+    "task",
+    "dataset",
+    "domain",
+    "corruption",
+    "modality",
+    "severity",
+    "metric",
+    "value",
+)
+"""Columns of ``metrics.csv``, in file order."""
+
+WEIGHTS_COLUMNS: Final[tuple[str, ...]] = (
+    "model",
+    "task",
+    "domain",
+    "corruption",
+    "modality",
+    "severity",
+    "sample_id",
+    "alpha_v",
+    "alpha_t",
+)
+"""Columns of ``fusion_weights.csv`` (per-sample MA-AFS weights), in file order."""
+
+CLEAN: Final[str] = "none"
+"""Value of ``corruption`` and ``modality`` on clean rows."""
+
+MODALITIES: Final[tuple[str, ...]] = ("image", "text", "pair")
+"""Modalities a corruption can target, in display order."""
+
+METRICS_KEY: Final[tuple[str, ...]] = METRICS_COLUMNS[:-1]
+WEIGHTS_KEY: Final[tuple[str, ...]] = WEIGHTS_COLUMNS[:-2]
+
+_METRICS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "metric")
+_WEIGHTS_STR: Final = ("model", "task", "domain", "corruption", "modality", "sample_id")
+_NAN_SPELLINGS: Final = ("", "nan")
+_MAX_LISTED: Final = 5
+
+
+class SchemaError(ValueError):
+    """A results file or frame does not match its column contract."""
+
+
+def read_metrics(path: str | Path) -> pd.DataFrame:
+    """Read and validate a runner ``metrics.csv``.
+
+    Args:
+        path: The CSV file.
+
+    Returns:
+        A frame with exactly :data:`METRICS_COLUMNS` in that order, string columns as
+        ``str``, ``severity`` as int64 and ``value`` as float64.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        SchemaError: Columns missing or extra, unparsable numbers, unknown modality,
+            inconsistent clean rows or duplicate cells; the message names the file.
+    """
+    return validate_metrics(_read_csv(Path(path)), source=str(path))
+
+
+def read_weights(path: str | Path) -> pd.DataFrame:
+    """Read and validate a runner ``fusion_weights.csv``.
+
+    Returns:
+        A frame with exactly :data:`WEIGHTS_COLUMNS`, ``severity`` int64, ``alpha_v``
+        and ``alpha_t`` float64, every other column ``str`` (sample ids stay strings).
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        SchemaError: As for :func:`read_metrics`.
+    """
+    return validate_weights(_read_csv(Path(path)), source=str(path))
+
+
+def validate_metrics(frame: pd.DataFrame, source: str = "metrics frame") -> pd.DataFrame:
+    """Check a metrics frame against the contract and return a normalised copy.
+
+    Used by :func:`read_metrics` and by the table builders, so an in-memory frame gets
+    the same checks as a file.
+
+    Args:
+        frame: Rows in the ``metrics.csv`` layout (any column order).
+        source: What to call the frame in error messages (usually the file path).
+    """
+    out = _normalise(frame, METRICS_COLUMNS, _METRICS_STR, ("value",), source)
+    _check_modalities(out, source)
+    _check_unique(out, METRICS_KEY, source)
+    return out
+
+
+def validate_weights(frame: pd.DataFrame, source: str = "weights frame") -> pd.DataFrame:
+    """Check a fusion-weights frame against the contract and return a normalised copy."""
+    out = _normalise(frame, WEIGHTS_COLUMNS, _WEIGHTS_STR, ("alpha_v", "alpha_t"), source)
+    _check_modalities(out, source)
+    _check_unique(out, WEIGHTS_KEY, source)
+    return out
+
+
+def is_clean(frame: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the clean rows (``corruption == "none"``)."""
+    return frame["corruption"] == CLEAN
+
+
+def in_domain(frame: pd.DataFrame, task: str, domain: str | None = None) -> str:
+    """The domain a task was evaluated under corruption in (its in-domain test set).
+
+    Why: the leaderboard's clean/corrupted columns must come from the same domain,
+    and the other domains' clean rows are the domain-shift columns.
+
+    Args:
+        frame: A validated metrics or weights frame.
+        task: The task to look at.
+        domain: An explicit choice; checked to have rows for the task.
+
+    Returns:
+        ``domain`` if given; else the single domain with corrupted rows for the task;
+        else, when the task has no corrupted rows, its single domain.
+
+    Raises:
+        SchemaError: The choice is ambiguous (pass ``domain``) or has no rows.
+    """
+    rows = frame[frame["task"] == task]
+    present = sorted(rows["domain"].unique())
+    if domain is not None:
+        if domain not in present:
+            raise SchemaError(f"task {task!r} has no rows in domain {domain!r}; domains: {present}")
+        return domain
+    corrupted = sorted(rows.loc[~is_clean(rows), "domain"].unique())
+    candidates = corrupted or present
+    if len(candidates) != 1:
+        what = "corrupted rows" if corrupted else "rows"
+        raise SchemaError(
+            f"task {task!r} has {what} in several domains {candidates}; "
+            "pass domain= to say which is the in-domain test set"
+        )
+    return candidates[0]
+
+
+def task_order(frame: pd.DataFrame, primary: Mapping[str, str]) -> list[str]:
+    """Tasks present in ``frame``, in the order of ``primary``.
+
+    Raises:
+        SchemaError: A task in the frame has no primary metric, or the frame is empty.
+    """
+    present = sorted(frame["task"].unique())
+    if not present:
+        raise SchemaError("no metric rows to report")
+    unknown = [task for task in present if task not in primary]
+    if unknown:
+        raise SchemaError(
+            f"no primary metric for task(s) {unknown}; primary covers {list(primary)}"
+        )
+    return [task for task in primary if task in present]
+
+
+def corruption_cells(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """The distinct ``(corruption, modality)`` pairs of the corrupted rows.
+
+    Ordered by modality (:data:`MODALITIES` order), then corruption name, so tables and
+    plot grids group the image corruptions, then text, then pair.
+    """
+    rows = frame.loc[~is_clean(frame), ["corruption", "modality"]].drop_duplicates()
+    pairs = [(str(c), str(m)) for c, m in rows.itertuples(index=False)]
+    return sorted(pairs, key=lambda cell: (MODALITIES.index(cell[1]), cell[0]))
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Read every column as text; dtypes are applied by the validators."""
+    if not path.is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as err:
+        raise SchemaError(f"{path}: file is empty (expected a header row)") from err
+
+
+def _normalise(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    str_columns: Sequence[str],
+    float_columns: Sequence[str],
+    source: str,
+) -> pd.DataFrame:
+    """Check the column set and cast every column to its contract dtype."""
+    _check_columns(frame.columns, columns, source)
+    out = frame.loc[:, list(columns)].reset_index(drop=True)
+    for column in str_columns:
+        out[column] = out[column].astype(str)
+        empty = out[column].str.strip().isin(("", "nan"))
+        _fail_rows(empty, f"empty values in column {column!r}", source)
+    out["severity"] = _to_int(out["severity"], "severity", source)
+    for column in float_columns:
+        out[column] = _to_float(out[column], column, source)
+    return out
+
+
+def _check_columns(found: Sequence[str], expected: Sequence[str], source: str) -> None:
+    """Raise naming the missing and extra columns if ``found`` is not ``expected``."""
+    found = [str(column) for column in found]
+    missing = [column for column in expected if column not in found]
+    extra = [column for column in found if column not in expected]
+    if missing or extra:
+        raise SchemaError(
+            f"{source}: columns do not match the schema; missing: {missing}, extra: {extra}; "
+            f"expected exactly: {','.join(expected)}"
+        )
+
+
+def _to_int(values: pd.Series, column: str, source: str) -> pd.Series:
+    """Parse a column of whole numbers, rejecting blanks and fractions."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | (numbers != numbers.round())
+    _fail_rows(bad, f"column {column!r} must hold integers", source, values)
+    return numbers.astype("int64")
+
+
+def _to_float(values: pd.Series, column: str, source: str) -> pd.Series:
+    """Parse a float column; blank or ``nan`` means missing, anything else must parse."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    spelled_nan = values.astype(str).str.strip().str.lower().isin(_NAN_SPELLINGS)
+    _fail_rows(numbers.isna() & ~spelled_nan, f"column {column!r} must hold numbers", source, values)
+    return numbers
+
+
+def _check_modalities(frame: pd.DataFrame, source: str) -> None:
+    """Modality must be known, and clean rows must be exactly the severity-0 ones."""
+    known = (*MODALITIES, CLEAN)
+    unknown = sorted(set(frame["modality"]) - set(known))
+    if unknown:
+        raise SchemaError(f"{source}: unknown modality {unknown}; expected one of {list(known)}")
+    clean = is_clean(frame)
+    clean_ok = (frame["modality"] == CLEAN) & (frame["severity"] == 0)
+    corrupted_ok = (frame["modality"] != CLEAN) & (frame["severity"] >= 1)
+    _fail_rows(
+        (clean & ~clean_ok) | (~clean & ~corrupted_ok),
+        "clean rows need modality 'none' and severity 0, corrupted rows a modality and severity >= 1",
+        source,
+    )
+
+
+def _check_unique(frame: pd.DataFrame, key: Sequence[str], source: str) -> None:
+    """Each key must appear once: a repeat means an appended rerun or a runner bug."""
+    duplicated = frame.duplicated(list(key), keep=False)
+    if duplicated.any():
+        first = frame.loc[duplicated, list(key)].head(_MAX_LISTED).to_dict("records")
+        raise SchemaError(
+            f"{source}: {int(duplicated.sum())} rows repeat the key ({', '.join(key)}); first: {first}"
+        )
+
+
+def _fail_rows(
+    bad: pd.Series, message: str, source: str, values: pd.Series | None = None
+) -> None:
+    """Raise with the first offending data rows (1-based, as a spreadsheet shows them)."""
+    if not bad.any():
+        return
+    rows = [int(i) + 1 for i in bad[bad].index[:_MAX_LISTED]]
+    shown = f", values {[str(v) for v in values[bad].head(_MAX_LISTED)]}" if values is not None else ""
+    raise SchemaError(f"{source}: {message}; {int(bad.sum())} bad row(s), first data rows {rows}{shown}")

@@ -1,0 +1,253 @@
+"""Tests for mafs_bench.reporting: tables checked against hand-computed values.
+
+The synthetic results use dyadic fractions (0.5, 0.375, ...) so every mean is exact
+and the tie between ``beta`` and ``gamma`` is a true tie, not a rounding accident.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from mafs_bench.reporting import (
+    BASE_COLUMNS,
+    METRICS_COLUMNS,
+    WEIGHTS_COLUMNS,
+    SchemaError,
+    build_leaderboard,
+    per_corruption_table,
+    read_metrics,
+    read_weights,
+    write_leaderboard,
+    write_report,
+)
+
+PRIMARY = {"retrieval": "r_mean", "vqa": "accuracy"}
+
+# model -> (clean, blur severities 1..3 [image], typo severities 1..3 [text])
+RETRIEVAL = {
+    "alpha": (0.75, [0.625, 0.5, 0.375], [0.75, 0.625, 0.5]),
+    "beta": (0.5, [0.5, 0.5, 0.5], [0.5, 0.375, 0.25]),
+    "gamma": (1.0, [0.75, 0.5, 0.25], [0.5, 0.375, 0.25]),
+}
+TEXTURED = {"alpha": 0.5, "beta": 0.25}  # gamma was not run on the shifted domain
+
+
+def _row(model: str, task: str, domain: str, *cell: object) -> dict[str, object]:
+    """One metrics row; ``cell`` is (corruption, modality, severity, metric, value)."""
+    dataset = "shapes" if task == "retrieval" else "shapes_vqa"
+    return dict(zip(METRICS_COLUMNS, (model, task, dataset, domain, *cell), strict=True))
+
+
+def make_metrics(with_vqa: bool = False) -> pd.DataFrame:
+    """3 models x 2 corruptions x severities 1..3, plus a shifted domain and a distractor metric."""
+    rows = []
+    for model, (clean, blur, typo) in RETRIEVAL.items():
+        for metric, scale in (("r_mean", 1.0), ("i2t_r1", 0.0)):  # i2t_r1 must never leak in
+            rows.append(_row(model, "retrieval", "plain", "none", "none", 0, metric, clean * scale))
+            for severity, (b, t) in enumerate(zip(blur, typo, strict=True), start=1):
+                rows.append(_row(model, "retrieval", "plain", "blur", "image", severity, metric, b * scale))
+                rows.append(_row(model, "retrieval", "plain", "typo", "text", severity, metric, t * scale))
+        if model in TEXTURED:
+            rows.append(_row(model, "retrieval", "textured", "none", "none", 0, "r_mean", TEXTURED[model]))
+    if with_vqa:
+        for model, clean in (("alpha", 0.5), ("beta", 0.75)):
+            rows.append(_row(model, "vqa", "plain", "none", "none", 0, "accuracy", clean))
+            for severity in (1, 2, 3):
+                rows.append(_row(model, "vqa", "plain", "blur", "image", severity, "accuracy", clean - 0.125 * severity))
+    return pd.DataFrame(rows, columns=list(METRICS_COLUMNS))
+
+
+def make_weights() -> pd.DataFrame:
+    """MA-AFS weights for one model: alpha_v falls as the image is blurred harder."""
+    rows = []
+    for sample in range(4):
+        rows.append(("alpha", "retrieval", "plain", "none", "none", 0, f"s{sample}", 0.5, 0.5))
+        for severity in (1, 2, 3):
+            alpha_v = 0.5 - 0.125 * severity
+            rows.append(("alpha", "retrieval", "plain", "blur", "image", severity, f"s{sample}", alpha_v, 1 - alpha_v))
+            rows.append(("alpha", "retrieval", "plain", "typo", "text", severity, f"s{sample}", 1 - alpha_v, alpha_v))
+    return pd.DataFrame(rows, columns=list(WEIGHTS_COLUMNS))
+
+
+@pytest.fixture(scope="module")
+def board() -> pd.DataFrame:
+    return build_leaderboard(make_metrics(), PRIMARY)
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """One full write_report run (figures are the slow part, so it is shared)."""
+    out = tmp_path_factory.mktemp("run")
+    make_metrics(with_vqa=True).to_csv(out / "metrics.csv", index=False)
+    make_weights().to_csv(out / "fusion_weights.csv", index=False)
+    return out, write_report(out, PRIMARY)
+
+
+def test_leaderboard_columns_and_order(board: pd.DataFrame) -> None:
+    assert list(board.columns) == [*BASE_COLUMNS, "domain:textured"]
+    assert board["model"].tolist() == ["alpha", "beta", "gamma"]
+    # beta and gamma tie on corrupted (0.4375): same rank, listed by name.
+    assert board["rank"].tolist() == [1, 2, 2]
+    assert set(board["task"]) == {"retrieval"} and set(board["metric"]) == {"r_mean"}
+
+
+@pytest.mark.parametrize(
+    ("model", "clean", "corrupted", "image", "text", "textured"),
+    [
+        ("alpha", 0.75, 0.5625, 0.5, 0.625, 0.5),
+        ("beta", 0.5, 0.4375, 0.5, 0.375, 0.25),
+        ("gamma", 1.0, 0.4375, 0.5, 0.375, math.nan),
+    ],
+)
+def test_leaderboard_values(
+    board: pd.DataFrame, model: str, clean: float, corrupted: float, image: float, text: float, textured: float
+) -> None:
+    row = board.set_index("model").loc[model]
+    assert row["clean"] == pytest.approx(clean)
+    assert row["corrupted"] == pytest.approx(corrupted)
+    assert row["relative_robustness"] == pytest.approx(corrupted / clean)
+    assert row["image"] == pytest.approx(image)
+    assert row["text"] == pytest.approx(text)
+    assert math.isnan(row["pair"])  # no pair corruption was run
+    assert row["domain:textured"] == pytest.approx(textured, nan_ok=True)
+
+
+def test_explicit_domain_and_ambiguous_domain() -> None:
+    metrics = make_metrics()
+    assert build_leaderboard(metrics, PRIMARY, domain="plain").equals(build_leaderboard(metrics, PRIMARY))
+    plain = metrics[metrics["domain"] == "plain"]
+    both = pd.concat([plain, plain.assign(domain="outline")], ignore_index=True)
+    with pytest.raises(SchemaError, match="pass domain="):
+        build_leaderboard(both, PRIMARY)
+
+
+def test_task_without_primary_metric_is_an_error() -> None:
+    with pytest.raises(SchemaError, match="no primary metric for task"):
+        build_leaderboard(make_metrics(with_vqa=True), {"retrieval": "r_mean"})
+    with pytest.raises(SchemaError, match="available"):
+        build_leaderboard(make_metrics(), {"retrieval": "cider"})
+
+
+def test_uneven_coverage_warns() -> None:
+    metrics = make_metrics()
+    partial = metrics[~((metrics["model"] == "gamma") & (metrics["corruption"] == "typo"))]
+    with pytest.warns(UserWarning, match="different numbers of corrupted cells"):
+        build_leaderboard(partial, PRIMARY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_leaderboard(metrics, PRIMARY)
+
+
+def test_per_corruption_table() -> None:
+    table = per_corruption_table(make_metrics(), "retrieval", "r_mean")
+    assert table.index.tolist() == ["alpha", "beta", "gamma"]
+    assert table.columns.tolist() == ["blur", "typo"]  # image before text
+    assert table.loc["alpha"].tolist() == pytest.approx([0.5, 0.625])
+    assert table.loc["gamma"].tolist() == pytest.approx([0.5, 0.375])
+
+
+def test_markdown_has_legend_rows_and_per_corruption_table(board: pd.DataFrame, tmp_path: Path) -> None:
+    write_leaderboard(board, tmp_path, metrics=make_metrics())
+    text = (tmp_path / "leaderboard.md").read_text()
+    assert "## retrieval" in text
+    assert "**Legend:**" in text
+    assert "| rank | model | clean | corrupted | relative_robustness | image | text | domain:textured |" in text
+    assert "| 1 | alpha | 0.750 | 0.562 | 0.750 | 0.500 | 0.625 | 0.500 |" in text
+    assert "| 2 | gamma | 1.000 | 0.438 | 0.438 | 0.500 | 0.375 |  |" in text  # missing domain: blank
+    assert "| model | blur (image) | typo (text) |" in text
+    assert "| beta | 0.500 | 0.375 |" in text
+
+
+def test_csv_round_trip(board: pd.DataFrame, tmp_path: Path) -> None:
+    csv_path, _ = write_leaderboard(board, tmp_path)
+    pd.testing.assert_frame_equal(pd.read_csv(csv_path), board)
+
+
+def test_outputs_are_deterministic(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    metrics = make_metrics(with_vqa=True)
+    shuffled = metrics.sample(frac=1.0, random_state=0)  # row order must not matter
+    write_leaderboard(build_leaderboard(metrics, PRIMARY), first, metrics=metrics)
+    write_leaderboard(build_leaderboard(shuffled, PRIMARY), second, metrics=shuffled)
+    for name in ("leaderboard.csv", "leaderboard.md"):
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+
+
+def test_read_metrics_types(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    make_metrics().to_csv(path, index=False)
+    metrics = read_metrics(path)
+    assert tuple(metrics.columns) == METRICS_COLUMNS
+    assert metrics["severity"].dtype == "int64"
+    assert metrics["value"].dtype == "float64"
+    assert (metrics.loc[metrics["severity"] == 0, "corruption"] == "none").all()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda df: df.drop(columns=["value"]), r"missing: \['value'\]"),
+        (lambda df: df.drop(columns=["modality", "dataset"]), r"missing: \['dataset', 'modality'\]"),
+        (lambda df: df.assign(seed=0), r"extra: \['seed'\]"),
+        (lambda df: df.assign(severity="high"), "'severity' must hold integers"),
+        (lambda df: df.assign(value="n/a"), "'value' must hold numbers"),
+        (lambda df: df.assign(modality="audio"), "unknown modality"),
+        (lambda df: pd.concat([df, df.head(1)]), "repeat the key"),
+    ],
+)
+def test_schema_errors_name_file_and_problem(tmp_path: Path, change, expected: str) -> None:
+    path = tmp_path / "metrics.csv"
+    change(make_metrics()).to_csv(path, index=False)
+    with pytest.raises(SchemaError, match=expected) as info:
+        read_metrics(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_weights_column(tmp_path: Path) -> None:
+    path = tmp_path / "fusion_weights.csv"
+    make_weights().drop(columns=["alpha_t"]).to_csv(path, index=False)
+    with pytest.raises(SchemaError, match=r"missing: \['alpha_t'\]") as info:
+        read_weights(path)
+    assert str(path) in str(info.value)
+
+
+def test_write_report_files(report_dir: tuple[Path, list[Path]]) -> None:
+    out, written = report_dir
+    assert [p.name for p in written] == [
+        "leaderboard.csv",
+        "leaderboard.md",
+        "robustness_curves_retrieval.png",
+        "robustness_curves_vqa.png",
+        "robustness_curves.png",
+        "fusion_weights.png",
+        "domain_shift.png",
+    ]
+    assert all(p.parent == out and p.is_file() for p in written)
+    # With several tasks the unsuffixed name is the first task's figure.
+    assert (out / "robustness_curves.png").read_bytes() == (out / "robustness_curves_retrieval.png").read_bytes()
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert board["task"].tolist() == ["retrieval"] * 3 + ["vqa"] * 2
+
+
+def test_report_pngs_are_valid_images(report_dir: tuple[Path, list[Path]]) -> None:
+    _, written = report_dir
+    for path in (p for p in written if p.suffix == ".png"):
+        assert path.stat().st_size > 10_000, path
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            assert image.width >= 400 and image.height >= 300, (path, image.size)
+
+
+def test_write_report_without_weights_or_shift(tmp_path: Path) -> None:
+    metrics = make_metrics()
+    metrics[metrics["domain"] == "plain"].to_csv(tmp_path / "metrics.csv", index=False)
+    written = write_report(tmp_path, PRIMARY)
+    assert [p.name for p in written] == ["leaderboard.csv", "leaderboard.md", "robustness_curves.png"]
