@@ -1,0 +1,29 @@
+"""``mafs-bench train SUITE.yaml``: train (or load from the cache) every model a suite needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import console, err_console, friendly_errors, known_errors
+from .progress import rich_progress
+
+
+def train(
+    suite: Path = typer.Argument(..., help="Suite YAML file whose backend and models to train."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train the suite's encoder and fusion heads into the weights cache (nothing is evaluated)."""
+    from ..models.cache import cache_root
+    from ..runner import load_suite
+    from ..runner.run import preflight, resolve_device
+
+    with friendly_errors(*known_errors()):
+        spec = load_suite(suite)
+        dataset, backend = preflight(spec)
+        with rich_progress(err_console, progress) as factory:
+            bundle = backend.build(dataset, spec.models, resolve_device(spec.device), factory)
+    for key, value in bundle.info.items():
+        console.print(f"{key}: {value}", highlight=False)
+    console.print(f"Weights cached under {cache_root()}", highlight=False)

@@ -1,0 +1,62 @@
+"""Model backends: where the encoder comes from and how the fusion methods get their weights.
+
+A backend turns a suite's model list into a :class:`ModelBundle` (one encoder shared by every
+method, plus the methods by name). ``embedded`` trains small models on the embedded world and
+caches them; ``open_clip`` loads pretrained open_clip weights from local files. A backend checks
+what it needs before any work (:meth:`Backend.preflight`), so a missing file stops a run at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ...registry import Registry
+from ..encoder import ImageFeatures, TextFeatures
+from ..fusion import FusionMethod
+
+#: progress(description, total) -> update(done, total, loss)
+ProgressFactory = Callable[[str, int], Callable[[int, int, float], None]]
+
+
+class WeightsMissingError(RuntimeError):
+    """Model weights are not available offline; the message says what and how to provide them."""
+
+
+class Encoder(Protocol):
+    """What tasks need from an encoder."""
+
+    def encode_images(self, images: np.ndarray) -> ImageFeatures: ...
+
+    def encode_texts(self, texts: list[str]) -> TextFeatures: ...
+
+    @property
+    def logit_scale(self) -> torch.Tensor: ...
+
+
+@dataclass
+class ModelBundle:
+    """One encoder and the fusion methods that run on its features."""
+
+    encoder: Any
+    methods: dict[str, FusionMethod]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend:
+    """Base class of registered backends; ``options`` come from the suite's ``backend`` block."""
+
+    def preflight(self, models: list[str]) -> list[str]:
+        """Problems that would stop a run (missing weights, unsupported methods); empty if none."""
+        return []
+
+    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory) -> ModelBundle:
+        """Load (or train) the encoder and every method in ``models``."""
+        raise NotImplementedError
+
+
+BACKENDS: Registry[type[Backend]] = Registry("model backend")

@@ -1,0 +1,118 @@
+"""The ``embedded`` backend: small models trained on the dataset's own training split, cached.
+
+The dual encoder (an open_clip ``CustomTextCLIP`` from a bundled config, word-level tokenizer) is
+trained contrastively; each fusion network is then trained on its frozen features (see
+:mod:`mafs_bench.models.training`). Weights are cached by a hash of everything that determines
+them, so the second run of a suite trains nothing. Methods sharing a network design and options
+(``albef`` and ``blip``) share one set of trained weights.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from .. import cache
+from ..encoder import DualEncoder, load_encoder_config
+from ..fusion import FUSIONS, FusionMethod, create_fusion
+from ..tokenizer import WordTokenizer
+from ..training import (EncoderTrainConfig, FusionTrainConfig, build_fusion_data, train_encoder,
+                        train_fusion)
+from .base import BACKENDS, Backend, ModelBundle, ProgressFactory
+
+
+@BACKENDS.register("embedded")
+class EmbeddedBackend(Backend):
+    """Trains (or loads from the cache) the encoder and fusion heads on the dataset's training data.
+
+    Args:
+        encoder: bundled encoder config name (``mafs_bench/models/configs``).
+        context_length: tokenizer length (start and end tokens included).
+        encoder_train: overrides of :class:`EncoderTrainConfig`.
+        fusion_train: overrides of :class:`FusionTrainConfig`.
+        fusion_pool: training images whose features train the fusion heads.
+        methods: per-method options, e.g. ``{mafs: {kl_weight: 0.01, temperature: 1.0}}``.
+        seed: training seed.
+    """
+
+    def __init__(self, encoder: str = "mafs-tiny-vit", context_length: int = 40,
+                 encoder_train: dict[str, Any] | None = None, fusion_train: dict[str, Any] | None = None,
+                 fusion_pool: int = 4000, methods: dict[str, dict[str, Any]] | None = None, seed: int = 0) -> None:
+        self.encoder_name = encoder
+        self.encoder_config = load_encoder_config(encoder)
+        self.context_length = context_length
+        self.encoder_train = replace(EncoderTrainConfig(seed=seed), **(encoder_train or {}))
+        ft = dict(fusion_train or {})
+        for key in ("augment_image", "augment_text"):
+            if key in ft:
+                ft[key] = tuple(ft[key])
+        self.fusion_train = replace(FusionTrainConfig(seed=seed), **ft)
+        self.fusion_pool = fusion_pool
+        self.method_options = methods or {}
+
+    def preflight(self, models: list[str]) -> list[str]:
+        return [FUSIONS.unknown_message(m) for m in models if m not in FUSIONS]
+
+    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory) -> ModelBundle:
+        data = dataset.training_data()
+        if data is None:
+            raise ValueError(f"backend 'embedded' trains on the dataset's training split, but dataset "
+                             f"{type(dataset).__name__} provides none; use a pretrained backend (open_clip)")
+        images, captions, vocab = data
+        recipe = dataset.recipe() if hasattr(dataset, "recipe") else {}
+        tokenizer = WordTokenizer(vocab, self.context_length)
+        encoder = DualEncoder(self.encoder_config, tokenizer)
+        enc_key = {"encoder": self.encoder_config, "name": self.encoder_name, "vocab": vocab,
+                   "context_length": self.context_length, "train": self.encoder_train.as_dict(), "data": recipe}
+        info: dict[str, Any] = {"encoder_key": cache.config_key(enc_key)}
+        cached = cache.load_weights("encoder", enc_key)
+        if cached is None:
+            torch.manual_seed(self.encoder_train.seed)  # open_clip initialises from torch's default generator
+            encoder = DualEncoder(self.encoder_config, tokenizer)
+            start = time.time()
+            losses = train_encoder(encoder, images, captions, self.encoder_train,
+                                   progress("train encoder", self.encoder_train.steps))
+            cache.save_weights("encoder", enc_key, encoder.state_dict(),
+                               {"final_loss": losses[-1], "seconds": time.time() - start})
+            info["encoder_trained"] = True
+        else:
+            encoder.load_state_dict(cached["state_dict"])
+            info["encoder_trained"] = False
+        encoder.eval().to(device)
+        info["encoder_params"] = sum(p.numel() for p in encoder.parameters())
+
+        image_width = int(self.encoder_config["vision_cfg"]["width"])
+        text_width = int(self.encoder_config["text_cfg"]["width"])
+        methods: dict[str, FusionMethod] = {}
+        trained: dict[str, dict[str, Any]] = {}
+        pool_data = None
+        for name in models:
+            options = dict(self.method_options.get(name, {}))
+            method = create_fusion(name, image_width, text_width, **options)
+            if method.has_fusion:
+                key = {"network": method.network, "options": method.options, "encoder": info["encoder_key"],
+                       "train": self.fusion_train.as_dict(), "pool": self.fusion_pool}
+                key_hash = cache.config_key(key)
+                state = trained.get(key_hash) or cache.load_weights("fusion", key)
+                if state is None:
+                    if pool_data is None:
+                        n = min(self.fusion_pool, len(images))
+                        encoder.to("cpu")
+                        pool_data = build_fusion_data(encoder, images[:n], captions[:n], self.fusion_train)
+                        encoder.to(device)
+                    torch.manual_seed(self.fusion_train.seed)
+                    method = create_fusion(name, image_width, text_width, **options)
+                    losses = train_fusion(method, pool_data, self.fusion_train,
+                                          progress(f"train {method.network} ({name})", self.fusion_train.steps))
+                    cache.save_weights("fusion", key, method.state_dict(), {"final_loss": losses[-1], "method": name})
+                    state = {"state_dict": method.state_dict()}
+                else:
+                    method.load_state_dict(state["state_dict"])
+                trained[key_hash] = state
+                method.weights_id = key_hash
+                info[f"{name}_params"] = sum(p.numel() for p in method.parameters())
+            methods[name] = method.eval().to(device)
+        return ModelBundle(encoder, methods, info)

@@ -1,0 +1,128 @@
+"""The dual encoder: an open_clip ``CustomTextCLIP`` built from a config file, plus its tokenizer.
+
+Architectures are data (``configs/*.json``, open_clip's own config format); the text vocabulary
+size is derived from the tokenizer, so it is not written in the file. Both towers return their
+token features as well (``output_tokens``), which the fusion methods consume.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+
+from .tokenizer import PAD, WordTokenizer
+
+CONFIG_PACKAGE = "mafs_bench.models.configs"
+
+
+def list_encoder_configs() -> list[str]:
+    """Names of the bundled encoder configs (file names without ``.json``)."""
+    return sorted(p.name[:-5] for p in resources.files(CONFIG_PACKAGE).iterdir() if p.name.endswith(".json"))
+
+
+def load_encoder_config(name: str) -> dict[str, Any]:
+    """The bundled open_clip config ``name`` as a dict."""
+    path = resources.files(CONFIG_PACKAGE) / f"{name}.json"
+    if not path.is_file():
+        raise ValueError(f"Unknown encoder config {name!r}. Known: {', '.join(list_encoder_configs())}")
+    return json.loads(path.read_text())
+
+
+@dataclass
+class ImageFeatures:
+    """Encoded images: L2-normalised contrastive embeddings and patch tokens."""
+
+    emb: torch.Tensor  # (N, D)
+    tokens: torch.Tensor  # (N, P, W)
+
+    def __len__(self) -> int:
+        return self.emb.shape[0]
+
+
+@dataclass
+class TextFeatures:
+    """Encoded captions: L2-normalised contrastive embeddings, token features and validity mask."""
+
+    emb: torch.Tensor  # (M, D)
+    tokens: torch.Tensor  # (M, L, W)
+    mask: torch.Tensor  # (M, L) bool, True for real tokens (start .. end)
+
+    def __len__(self) -> int:
+        return self.emb.shape[0]
+
+
+class DualEncoder(torch.nn.Module):
+    """A CLIP-style dual encoder with its preprocessing and tokenizer attached.
+
+    Preprocessing (uint8 HxWx3 -> normalised tensor) is derived from the model's config, so a
+    caller never restates it.
+    """
+
+    def __init__(self, config: dict[str, Any], tokenizer: WordTokenizer,
+                 mean: tuple[float, ...] = (0.5, 0.5, 0.5), std: tuple[float, ...] = (0.25, 0.25, 0.25)) -> None:
+        super().__init__()
+        cfg = copy.deepcopy(config)
+        cfg.pop("custom_text", None)
+        cfg["text_cfg"]["vocab_size"] = tokenizer.vocab_size
+        cfg["text_cfg"]["context_length"] = tokenizer.context_length
+        self.config = cfg
+        self.tokenizer = tokenizer
+        self.clip = open_clip.CustomTextCLIP(**cfg)
+        self.image_size = int(cfg["vision_cfg"]["image_size"])
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """exp of the learned log temperature (1 / tau)."""
+        return self.clip.logit_scale.exp()
+
+    def preprocess(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 NxHxWx3 -> float Nx3xSxS, resized to the tower's size and normalised."""
+        x = torch.as_tensor(images)
+        x = x.to(self.mean.device).permute(0, 3, 1, 2).float().div_(255.0)
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False)
+        return (x - self.mean) / self.std
+
+    def forward_images(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised pixels -> (unnormalised embedding, patch tokens)."""
+        pooled, tokens = self.clip.visual(pixels)
+        return pooled, tokens
+
+    def forward_texts(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids -> (unnormalised embedding, token features)."""
+        pooled, tokens = self.clip.text(ids)
+        return pooled, tokens
+
+    @torch.no_grad()
+    def encode_images(self, images: np.ndarray, batch_size: int = 512) -> ImageFeatures:
+        """uint8 NxHxWx3 -> :class:`ImageFeatures` (eval mode, no grad)."""
+        embs, toks = [], []
+        for start in range(0, len(images), batch_size):
+            pooled, tokens = self.forward_images(self.preprocess(images[start : start + batch_size]))
+            embs.append(F.normalize(pooled, dim=-1))
+            toks.append(tokens)
+        return ImageFeatures(torch.cat(embs), torch.cat(toks))
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str], batch_size: int = 1024, length: int | None = None) -> TextFeatures:
+        """Captions -> :class:`TextFeatures`, token features trimmed to the longest caption
+        (or to ``length`` tokens, so that several sets line up)."""
+        ids = self.tokenizer(texts).to(self.mean.device)
+        if length is None:
+            length = int((ids != PAD).sum(1).max().item()) if len(texts) else 1
+        embs, toks = [], []
+        for start in range(0, len(texts), batch_size):
+            pooled, tokens = self.forward_texts(ids[start : start + batch_size])
+            embs.append(F.normalize(pooled, dim=-1))
+            toks.append(tokens[:, :length])
+        return TextFeatures(torch.cat(embs), torch.cat(toks), (ids[:, :length] != PAD))

@@ -1,0 +1,15 @@
+"""Fusion methods, one file each, registered in :data:`FUSIONS` by name.
+
+Adding a method (QMF, PDF, GMU, ...) is one new module with a ``@FUSIONS.register`` class and an
+import line here.
+"""
+
+from . import albef, blip, clip, fixed_sum, mafs  # noqa: F401  (registration)
+from .base import FUSIONS, FusionMethod, PairOutput, PairSignals, gather
+
+__all__ = ["FUSIONS", "FusionMethod", "PairOutput", "PairSignals", "gather", "create_fusion"]
+
+
+def create_fusion(name: str, image_width: int, text_width: int, **options: object) -> FusionMethod:
+    """Instantiate the registered fusion method ``name`` with its options."""
+    return FUSIONS.get(name)(image_width, text_width, **options)

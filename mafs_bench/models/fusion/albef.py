@@ -1,0 +1,53 @@
+"""ALBEF-style fusion (salesforce/ALBEF; REFERENCES.md s2), on frozen dual-encoder towers.
+
+ALBEF runs text layers, then fusion layers (self-attention, cross-attention to all image tokens,
+FFN) and puts its ITM head ``Linear(d, 2)`` on the fused [CLS]. Here the towers are frozen, so:
+a trainable text layer (self-attention + FFN over the caption tokens, image-independent and
+therefore computed once per caption), then one fusion layer whose [CLS] query (our text tower's
+end token, where it pools) cross-attends to all image tokens, then an FFN and the ITM head.
+With a single fusion layer only the [CLS] output reaches the head, so only its query is computed.
+Retrieval score: the ITM match logit alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..encoder import ImageFeatures, TextFeatures
+from .base import FUSIONS, FusionMethod, PairOutput, PairSignals, Prepared
+from .blocks import FusionStack, end_token
+
+
+class ClsCrossAttentionFusion(FusionMethod):
+    """Trainable text layer, then [CLS]-query fusion layers (:class:`FusionStack`) and ITM head."""
+
+    network = "cls_cross_attention"
+
+    def __init__(self, image_width: int, text_width: int, width: int = 128, heads: int = 8, layers: int = 2,
+                 ffn_ratio: int = 2, **options: Any) -> None:
+        super().__init__(image_width, text_width, width=width, heads=heads, layers=layers, ffn_ratio=ffn_ratio, **options)
+        text_heads = 4 if text_width % 4 == 0 else 1
+        self.text_layer = nn.TransformerEncoderLayer(
+            text_width, text_heads, dim_feedforward=ffn_ratio * text_width, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.text_in = nn.Linear(text_width, width)
+        self.stack = FusionStack(image_width, width, heads, layers, ffn_ratio)
+        self.itm = nn.Linear(width, 2)
+
+    def prepare_images(self, feats: ImageFeatures) -> Prepared:
+        return self.stack.prepare_images(feats.tokens)
+
+    def prepare_texts(self, feats: TextFeatures) -> Prepared:
+        h = self.text_layer(feats.tokens, src_key_padding_mask=~feats.mask)
+        return {"cls": self.text_in(end_token(h, feats.mask))}  # (M, 1, W)
+
+    def pair_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> PairOutput:
+        h = self.stack(txt["cls"], img, None)  # (G, C, 1, W)
+        return PairOutput(self.itm(h[:, :, 0]))
+
+
+@FUSIONS.register("albef")
+class ALBEFStyle(ClsCrossAttentionFusion):
+    """ALBEF-style: ranking score = ITM match logit."""

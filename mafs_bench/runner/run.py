@@ -1,0 +1,220 @@
+"""Run a suite: build data and models, evaluate every cell, write results, then the report.
+
+A cell is (domain, corruption, severity): the clean cell of the in-domain set, every
+(corruption, severity) of it, and the clean cell of each shifted domain. Each side of a cell
+is encoded once and shared by every method and task; an image corruption reuses the clean text
+features and vice versa, so nothing is encoded twice within a run.
+
+Results (see :mod:`mafs_bench.reporting.schema`) are rewritten after every cell, so a run that
+stops part way keeps everything computed so far:
+
+* ``metrics.csv``: ``model,task,dataset,domain,corruption,modality,severity,metric,value``;
+* ``fusion_weights.csv``: per-sample ``alpha_v, alpha_t`` of methods that have them;
+* ``run.json``: the resolved suite, seed, versions, git commit, device, timings.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+import corruptions
+
+from .. import __version__
+from ..data import DataMissingError, ImageTextData, create_dataset
+from ..models.backends import ModelBundle, WeightsMissingError, create_backend
+from ..models.backends.base import ProgressFactory
+from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
+from ..tasks import EncodedCell, create_task
+from .suite import Suite
+
+CLEAN = "none"
+
+
+class PreflightError(RuntimeError):
+    """What a suite needs is missing (data, weights); raised before any work."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One evaluation cell."""
+
+    domain: str
+    corruption: str
+    severity: int
+
+    @property
+    def modality(self) -> str:
+        return CLEAN if self.corruption == CLEAN else corruptions.get(self.corruption).modality
+
+
+@dataclass
+class RunResult:
+    """Where a run's outputs are, and its tables."""
+
+    out_dir: Path
+    metrics: pd.DataFrame
+    weights: pd.DataFrame
+    report_files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PreflightError(f"suite field device: {name!r} requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def plan_cells(suite: Suite, in_domain: str) -> list[Cell]:
+    """Clean in-domain cell, every (corruption, severity), then each shifted domain's clean cell."""
+    cells = [Cell(in_domain, CLEAN, 0)]
+    cells += [Cell(in_domain, c, s) for c in suite.corruptions for s in suite.severities]
+    cells += [Cell(d, CLEAN, 0) for d in suite.dataset.shifted_domains if d != in_domain]
+    return cells
+
+
+def corrupt_images(data: ImageTextData, cell: Cell, seed: int) -> Any:
+    """The cell's images (a new array; the clean ones when the corruption is not visual)."""
+    if cell.modality != "image":
+        return data.images
+    if isinstance(data.images, np.ndarray):
+        return corruptions.apply_batch(cell.corruption, data.images, cell.severity, seed=seed, sample_ids=data.image_ids)
+    return [corruptions.apply(cell.corruption, data.images[i], cell.severity, seed=seed, sample_id=int(data.image_ids[i]))
+            for i in range(len(data.images))]
+
+
+def corrupt_captions(data: ImageTextData, cell: Cell, seed: int) -> list[str]:
+    """The cell's captions (text corruptions per caption; pair corruptions across the set)."""
+    if cell.modality == "text":
+        return corruptions.apply_batch(cell.corruption, data.captions, cell.severity, seed=seed, sample_ids=data.caption_ids)
+    if cell.modality == "pair":
+        return corruptions.apply_batch(cell.corruption, data.captions, cell.severity, seed=seed,
+                                       sample_ids=data.caption_ids, groups=data.caption_image.tolist())
+    return data.captions
+
+
+def git_commit() -> str | None:
+    """The commit of the mafs-bench checkout, if it is one."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded with every run."""
+    import open_clip
+
+    return {"mafs_bench": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "open_clip": open_clip.__version__, "numpy": np.__version__, "pandas": pd.__version__}
+
+
+def _write_table(rows: list[dict[str, Any]], columns: tuple[str, ...], path: Path, digits: int = 6) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(columns))
+    tmp = path.with_suffix(".tmp")
+    df.to_csv(tmp, index=False, float_format=f"%.{digits}g")
+    tmp.replace(path)
+    return df
+
+
+def preflight(suite: Suite) -> tuple[Any, Any]:
+    """Create dataset and backend and collect everything missing, before any work."""
+    problems: list[str] = []
+    dataset = backend = None
+    try:
+        dataset = create_dataset(suite.dataset.name, **suite.dataset.options)
+    except DataMissingError as err:
+        problems.append(str(err))
+    except TypeError as err:
+        problems.append(f"suite field dataset.options: {err}")
+    try:
+        backend = create_backend(suite.backend.name, **{"seed": suite.seed, **suite.backend.options})
+        problems += backend.preflight(suite.models)
+    except (TypeError, ValueError) as err:
+        problems.append(f"suite field backend.options: {err}")
+    if dataset is not None:
+        wanted = [suite.dataset.domain] if suite.dataset.domain else []
+        for d in wanted + suite.dataset.shifted_domains:
+            if d not in dataset.domains:
+                problems.append(f"suite field dataset domain {d!r}: dataset {suite.dataset.name} has domains {list(dataset.domains)}")
+    if problems:
+        raise PreflightError("\n".join(f"- {p}" for p in problems))
+    return dataset, backend
+
+
+def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Callable[[str], None] = print,
+              suite_source: str = "") -> RunResult:
+    """Evaluate ``suite`` and write its results and report into ``out_dir``."""
+    start = time.time()
+    dataset, backend = preflight(suite)
+    device = resolve_device(suite.device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    in_domain = suite.dataset.domain or dataset.domains[0]
+    tasks = {t.name: create_task(t.name, **t.options) for t in suite.tasks}
+
+    log(f"[models] backend {suite.backend.name} on {device}: {', '.join(suite.models)}")
+    bundle: ModelBundle = backend.build(dataset, suite.models, device, progress)
+    cells = plan_cells(suite, in_domain)
+    meta = {"suite": suite.model_dump(), "suite_file": suite_source, "seed": suite.seed, "device": str(device),
+            "versions": versions(), "git_commit": git_commit(), "models": bundle.info,
+            "dataset": {"name": suite.dataset.name, **dataset.describe()},
+            "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
+            "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+
+    metric_rows: list[dict[str, Any]] = []
+    weight_rows: list[dict[str, Any]] = []
+    data_by_domain: dict[str, ImageTextData] = {}
+    clean_feats: dict[str, Any] = {}
+    update = progress("evaluate cells", len(cells))
+    scale = float(bundle.encoder.logit_scale.detach())
+    for done, cell in enumerate(cells):
+        if cell.domain not in data_by_domain:
+            data_by_domain[cell.domain] = dataset.load(cell.domain)
+        data = data_by_domain[cell.domain]
+        key = cell.domain
+        if key not in clean_feats:
+            clean_feats[key] = (bundle.encoder.encode_images(data.images), bundle.encoder.encode_texts(data.captions))
+        img_f, txt_f = clean_feats[key]
+        if cell.modality == "image":
+            img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed))
+        elif cell.modality in ("text", "pair"):
+            txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
+        encoded = EncodedCell(img_f, txt_f, data.caption_image, scale)
+        for task_name, task in tasks.items():
+            for model_name, method in bundle.methods.items():
+                result = task.evaluate(encoded, method)
+                common = {"model": model_name, "task": task_name, "dataset": data.name, "domain": cell.domain,
+                          "corruption": cell.corruption, "modality": cell.modality, "severity": cell.severity}
+                metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
+                if result.weights is not None:
+                    w = result.weights
+                    weight_rows += [{**{k: common[k] for k in ("model", "task", "domain", "corruption", "modality", "severity")},
+                                     "sample_id": int(sid), "alpha_v": float(av), "alpha_t": float(at)}
+                                    for sid, av, at in zip(w["sample_id"], w["alpha_v"], w["alpha_t"])]
+        metrics = _write_table(metric_rows, METRICS_COLUMNS, out_dir / "metrics.csv")
+        weights = _write_table(weight_rows, WEIGHTS_COLUMNS, out_dir / "fusion_weights.csv", digits=4)
+        update(done + 1, len(cells), float("nan"))
+
+    meta["seconds"] = round(time.time() - start, 1)
+    (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+    primary = {**DEFAULT_PRIMARY, **meta["primary_metric"]}
+    files = write_report(out_dir, {t: primary[t] for t in tasks}, domain=in_domain)
+    return RunResult(out_dir, metrics, weights, files, time.time() - start)

@@ -1,0 +1,204 @@
+"""Suite files: what to evaluate, as YAML, validated strictly before any work starts.
+
+A suite names a dataset, a model backend, the fusion methods (models), the tasks, the
+corruptions and severities and the seed. ``include: other.yaml`` (a path relative to the file,
+or a list of them) brings in shared settings; keys of the including file win, nested mappings
+merge. Errors name the file, the field and the offending value.
+
+Example::
+
+    name: quickstart
+    seed: 0
+    dataset: {name: embedded_world, domain: plain, shifted_domains: [textured], options: {size: 1000}}
+    backend: {name: embedded}
+    models: [clip, fixed_sum, mafs, albef, blip]
+    tasks: [{name: retrieval, k: 16}]
+    corruptions: [gaussian_noise, keyboard, caption_shuffle]
+    severities: [1, 3, 5]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import corruptions
+
+from ..data import DATASETS
+from ..models.backends import BACKENDS
+from ..models.fusion import FUSIONS
+from ..tasks import TASKS
+
+SUITE_VERSION = 1
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be run; the message names file, field and value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(_Strict):
+    """``dataset:`` block."""
+
+    name: str
+    domain: str | None = None
+    shifted_domains: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in DATASETS:
+            raise ValueError(DATASETS.unknown_message(v))
+        return v
+
+
+class BackendSpec(_Strict):
+    """``backend:`` block."""
+
+    name: str = "embedded"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in BACKENDS:
+            raise ValueError(BACKENDS.unknown_message(v))
+        return v
+
+
+class TaskSpec(_Strict):
+    """One entry of ``tasks:``; keys besides ``name`` are the task's options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_options(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and "options" not in data:
+            return {"name": data.get("name"), "options": {k: v for k, v in data.items() if k != "name"}}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in TASKS:
+            raise ValueError(TASKS.unknown_message(v))
+        return v
+
+
+class Suite(_Strict):
+    """A validated suite."""
+
+    name: str
+    version: int = SUITE_VERSION
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    dataset: DatasetSpec
+    backend: BackendSpec = Field(default_factory=BackendSpec)
+    models: list[str] = Field(min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    corruptions: list[str] = Field(default_factory=list)
+    severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
+    device: str = "auto"
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        for m in v:
+            if m not in FUSIONS:
+                raise ValueError(FUSIONS.unknown_message(m))
+        if len(set(v)) != len(v):
+            raise ValueError(f"models listed twice: {sorted({m for m in v if v.count(m) > 1})}")
+        return v
+
+    @field_validator("corruptions")
+    @classmethod
+    def _corruptions(cls, v: list[str]) -> list[str]:
+        for c in v:
+            if c not in corruptions.CORRUPTIONS:
+                raise ValueError(corruptions.CORRUPTIONS.unknown_message(c))
+        return v
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, v: list[int]) -> list[int]:
+        bad = [s for s in v if not 1 <= s <= 5]
+        if bad:
+            raise ValueError(f"severities must be integers from 1 to 5, got {bad}")
+        return sorted(set(v))
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu") and not v.startswith("cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {v!r}")
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: int) -> int:
+        if v != SUITE_VERSION:
+            raise ValueError(f"this mafs-bench reads suite version {SUITE_VERSION}, got {v}")
+        return v
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_suite_dict(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw mapping of a suite file with its ``include:`` files merged in."""
+    path = path.resolve()
+    if path in _seen:
+        raise SuiteError(f"{path}: include cycle through {' -> '.join(str(p) for p in _seen)}")
+    if not path.is_file():
+        raise SuiteError(f"suite file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise SuiteError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite must be a mapping of fields, got {type(data).__name__}")
+    includes = data.pop("include", [])
+    merged: dict[str, Any] = {}
+    for inc in [includes] if isinstance(includes, str) else includes:
+        merged = _merge(merged, read_suite_dict(path.parent / inc, (*_seen, path)))
+    return _merge(merged, data)
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """One line per problem: ``file: field a.b: message (got value)``."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        got = e.get("input")
+        shown = "" if isinstance(got, dict) or e["type"] == "missing" else f" (got {got!r})"
+        lines.append(f"{source}: field {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
+    """Validate a suite mapping; raises :class:`SuiteError` naming field and value."""
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as err:
+        raise SuiteError(format_validation_error(source, err)) from None
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, merge includes, and validate the suite at ``path``."""
+    return suite_from_dict(read_suite_dict(Path(path)), str(path))

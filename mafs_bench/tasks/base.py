@@ -1,0 +1,62 @@
+"""The task contract: a task evaluates one fusion method on one encoded cell of a dataset.
+
+The runner encodes each (corruption, severity) cell once per encoder and hands every method the
+same features, so nothing is encoded twice. Tasks are registered in :data:`TASKS`; a suite names
+them with options (``{name: retrieval, k: 16}``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..models.encoder import ImageFeatures, TextFeatures
+from ..models.fusion import FusionMethod
+from ..registry import Registry
+
+
+@dataclass
+class EncodedCell:
+    """One evaluation cell after encoding: images, captions and which image each caption describes."""
+
+    images: ImageFeatures
+    texts: TextFeatures
+    caption_image: np.ndarray  # (M,) index of the image caption j belongs to (ground truth)
+    logit_scale: float  # the dual encoder's 1 / tau
+    #: per-cell memo shared by the methods evaluated on it (e.g. pair outputs of shared weights)
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskResult:
+    """Metrics of one method on one cell, plus optional per-sample fusion weights."""
+
+    metrics: dict[str, float]
+    #: per-sample rows: {"sample_id": ..., "alpha_v": ..., "alpha_t": ...} arrays, or None
+    weights: dict[str, np.ndarray] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """Base class of registered tasks."""
+
+    name: ClassVar[str] = ""
+    #: metric the leaderboard ranks on
+    primary_metric: ClassVar[str] = ""
+    #: every metric :meth:`evaluate` returns, in report order
+    metric_names: ClassVar[tuple[str, ...]] = ()
+
+    def evaluate(self, cell: EncodedCell, method: FusionMethod) -> TaskResult:
+        """Evaluate ``method`` on ``cell``."""
+        raise NotImplementedError
+
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+
+def to_device(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``x`` on the device of ``like``."""
+    return x.to(like.device)

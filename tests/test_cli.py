@@ -1,0 +1,104 @@
+"""A tiny suite end to end through the CLI, and the CLI's error paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mafs_bench.cli.main import app
+from mafs_bench.reporting import METRICS_COLUMNS, WEIGHTS_COLUMNS
+
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "dataset": {"name": "embedded_world", "shifted_domains": ["outline"], "options": {"size": 40, "train_size": 300}},
+    "backend": {"name": "embedded", "options": {
+        "encoder_train": {"steps": 6, "batch_size": 32},
+        "fusion_train": {"steps": 4, "batch_size": 16},
+        "fusion_pool": 120,
+    }},
+    "models": ["clip", "fixed_sum", "mafs", "albef", "blip"],
+    "tasks": [{"name": "retrieval", "k": 4}],
+    "corruptions": ["gaussian_noise", "keyboard", "caption_shuffle"],
+    "severities": [1, 5],
+}
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MAFS_BENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "out"
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", str(suite), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"Results in {out}" in result.output
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns) == list(METRICS_COLUMNS)
+    cells = metrics[["domain", "corruption", "severity"]].drop_duplicates()
+    assert len(cells) == 1 + 3 * 2 + 1
+    for model in TINY["models"]:
+        rows = metrics[metrics.model == model]
+        assert (rows.corruption == "none").any() and (rows.corruption != "none").any()
+        assert set(rows.metric) == {"i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "r_mean"}
+    clean = metrics[(metrics.corruption == "none")]
+    assert (clean.severity == 0).all() and (clean.modality == "none").all()
+    assert set(metrics[metrics.corruption == "keyboard"].modality) == {"text"}
+    weights = pd.read_csv(out / "fusion_weights.csv")
+    assert list(weights.columns) == list(WEIGHTS_COLUMNS)
+    assert set(weights.model) == {"mafs"}  # fixed_sum's constant weights are not written
+    assert ((weights.alpha_v + weights.alpha_t - 1).abs() < 2e-4).all()
+    for name in ("leaderboard.md", "leaderboard.csv", "robustness_curves.png", "run.json"):
+        assert (out / name).stat().st_size > 0
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert sorted(board.model) == sorted(TINY["models"])
+    assert ((board.relative_robustness - board.corrupted / board.clean).abs() < 1e-9).all()
+
+    # second run: models come from the cache and results are identical
+    trained = sorted(p.name for p in cache_dir.rglob("*.pt"))
+    assert len(trained) == 1 + 3  # encoder + scheduled(mafs) + scheduled(fixed) + albef/blip shared
+    out2 = tmp_path / "out2"
+    result = runner.invoke(app, ["run", str(suite), "--out", str(out2), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in cache_dir.rglob("*.pt")) == trained
+    assert (out / "metrics.csv").read_bytes() == (out2 / "metrics.csv").read_bytes()
+    assert (out / "fusion_weights.csv").read_bytes() == (out2 / "fusion_weights.csv").read_bytes()
+
+
+def test_bad_suite_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(yaml.safe_dump({**TINY, "corruptions": ["gausian_noise"]}))
+    result = CliRunner().invoke(app, ["run", str(suite), "--no-progress"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "field corruptions" in result.output and "gaussian_noise" in result.output
+
+
+def test_corruptions_list_and_preview(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["corruptions", "list", "--modality", "pair"])
+    assert result.exit_code == 0 and "caption_shuffle" in result.output
+    import numpy as np
+    from PIL import Image
+
+    img = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(img)
+    out = tmp_path / "g.png"
+    result = runner.invoke(app, ["corruptions", "preview", "--image", str(img), "-o", str(out), "--size", "48"])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 10_000
+    out_t = tmp_path / "t.png"
+    result = runner.invoke(app, ["corruptions", "preview", "--text", "a small red circle in the middle", "-o", str(out_t)])
+    assert result.exit_code == 0, result.output
+    assert out_t.stat().st_size > 10_000
+    result = runner.invoke(app, ["corruptions", "preview", "-o", str(out_t)])
+    assert result.exit_code != 0

@@ -1,0 +1,138 @@
+"""Models: tokenizer, encoder from config, weights cache, and the fusion-method contract over the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mafs_bench.models import cache
+from mafs_bench.models.encoder import DualEncoder, list_encoder_configs, load_encoder_config
+from mafs_bench.models.fusion import FUSIONS, PairSignals, create_fusion, gather
+from mafs_bench.models.encoder import ImageFeatures, TextFeatures
+from mafs_bench.models.tokenizer import EOT, PAD, SOT, UNK, WordTokenizer
+from mafs_bench.models.training import FusionTrainConfig, FusionTrainData, train_fusion
+
+FUSED = [n for n in FUSIONS.names() if FUSIONS.get(n).has_fusion]
+
+
+def test_tokenizer_layout_and_unknown_words() -> None:
+    tok = WordTokenizer(["a", "red", "circle"], context_length=6)
+    ids = tok(["a red circle", "a blue circle", "a red circle a red circle"])
+    assert ids.shape == (3, 6)
+    assert ids[0].tolist() == [SOT, 4, 5, 6, EOT, PAD]
+    assert ids[1].tolist()[2] == UNK
+    assert ids[2].tolist()[-1] == EOT  # truncated but still ends with the end token
+
+
+def test_encoder_from_bundled_config_encodes_both_sides() -> None:
+    assert "mafs-tiny-vit" in list_encoder_configs()
+    with pytest.raises(ValueError, match="Unknown encoder config"):
+        load_encoder_config("nope")
+    cfg = load_encoder_config("mafs-tiny-vit")
+    cfg["vision_cfg"].update(layers=1, width=32, head_width=16)
+    cfg["text_cfg"].update(layers=1, width=32, heads=2)
+    cfg["embed_dim"] = 16
+    tok = WordTokenizer(["a", "red", "circle"], context_length=8)
+    torch.manual_seed(0)
+    enc = DualEncoder(cfg, tok).eval()
+    imgs = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 3), dtype=np.uint8)  # resized to 64
+    f = enc.encode_images(imgs)
+    t = enc.encode_texts(["a red circle", "a circle"])
+    assert f.emb.shape == (3, 16) and f.tokens.shape == (3, 64, 32)
+    assert torch.allclose(f.emb.norm(dim=-1), torch.ones(3))
+    assert t.tokens.shape[:2] == t.mask.shape == (2, 5)
+    assert t.mask.sum(1).tolist() == [5, 4]
+
+
+def test_cache_round_trip_and_key_sensitivity(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MAFS_BENCH_CACHE", str(tmp_path))
+    cfg = {"a": 1, "b": [1, 2]}
+    assert cache.load_weights("x", cfg) is None
+    cache.save_weights("x", cfg, {"w": torch.ones(2)}, {"loss": 0.5})
+    got = cache.load_weights("x", cfg)
+    assert torch.equal(got["state_dict"]["w"], torch.ones(2)) and got["meta"]["loss"] == 0.5
+    assert cache.load_weights("x", {"a": 2, "b": [1, 2]}) is None
+    assert cache.config_key({"b": [1, 2], "a": 1}) == cache.config_key(cfg)
+    assert not list(tmp_path.rglob("*.tmp*"))
+
+
+def _features(n: int = 6, per: int = 2, width: int = 16, seed: int = 0) -> tuple[ImageFeatures, TextFeatures]:
+    g = torch.Generator().manual_seed(seed)
+    img = ImageFeatures(torch.nn.functional.normalize(torch.randn(n, width, generator=g), dim=-1), torch.randn(n, 4, width, generator=g))
+    m = n * per
+    mask = torch.ones(m, 5, dtype=torch.bool)
+    mask[1::2, 4:] = False
+    txt = TextFeatures(torch.nn.functional.normalize(torch.randn(m, width, generator=g), dim=-1), torch.randn(m, 5, width, generator=g), mask)
+    return img, txt
+
+
+def test_every_registered_method_is_tested() -> None:
+    assert set(FUSIONS.names()) == {"clip", "mafs", "fixed_sum", "albef", "blip"}, "new method: add it to the tests"
+
+
+@pytest.mark.parametrize("name", FUSED)
+def test_fusion_contract_shapes_and_weights(name: str) -> None:
+    torch.manual_seed(0)
+    method = create_fusion(name, 16, 16, width=16, heads=2).eval()
+    img, txt = _features()
+    ip, tp = method.prepare_images(img), method.prepare_texts(txt)
+    images = torch.tensor([0, 3])
+    captions = torch.tensor([[0, 1, 5], [2, 7, 11]])
+    sig = PairSignals(torch.rand(2, 3), torch.rand(2, 3), torch.rand(2, 3))
+    out = method.pair_forward(gather(ip, images), gather(tp, captions), sig)
+    assert out.itm_logits.shape == (2, 3, 2)
+    itc = torch.rand(2, 3)
+    assert method.score(out, itc).shape == (2, 3)
+    if name == "mafs":
+        assert out.alpha is not None
+    if out.alpha is not None:
+        assert out.alpha.shape == (2, 3, 2)
+        assert torch.allclose(out.alpha.sum(-1), torch.ones(2, 3))
+
+
+def test_fixed_sum_is_mafs_without_scheduler() -> None:
+    mafs, fixed = create_fusion("mafs", 128, 128), create_fusion("fixed_sum", 128, 128)
+    extra = set(dict(mafs.named_parameters())) - set(dict(fixed.named_parameters()))
+    assert extra and all(k.startswith("scheduler.") for k in extra)
+    assert set(dict(fixed.named_parameters())) < set(dict(mafs.named_parameters()))
+    sched = sum(p.numel() for k, p in mafs.named_parameters() if k in extra)
+    assert sched / 1_068_673 < 0.01  # under 1% of the embedded model (encoder params) as specified
+    sig = PairSignals(torch.rand(4, 1), torch.rand(4, 1), torch.rand(4, 1))
+    assert torch.allclose(fixed.weights(sig), torch.full((4, 1, 2), 0.5))
+    assert torch.allclose(mafs.weights(sig), torch.full((4, 1, 2), 0.5))  # zero-initialised final layer
+
+
+def test_blip_adds_itc_to_albef_score() -> None:
+    torch.manual_seed(0)
+    albef = create_fusion("albef", 16, 16, width=16, heads=2)
+    blip = create_fusion("blip", 16, 16, width=16, heads=2)
+    blip.load_state_dict(albef.state_dict())
+    img, txt = _features()
+    sig = PairSignals(torch.rand(1, 2), torch.rand(1, 2), torch.rand(1, 2))
+    with torch.no_grad():
+        oa = albef.pair_forward(gather(albef.prepare_images(img), torch.tensor([0])), gather(albef.prepare_texts(txt), torch.tensor([[0, 1]])), sig)
+        ob = blip.pair_forward(gather(blip.prepare_images(img), torch.tensor([0])), gather(blip.prepare_texts(txt), torch.tensor([[0, 1]])), sig)
+    itc = torch.tensor([[0.3, -0.2]])
+    assert torch.allclose(blip.score(ob, itc), albef.score(oa, itc) + itc)
+    assert albef.network == blip.network
+
+
+def _train_data() -> FusionTrainData:
+    img, txt = _features(n=32, per=2)
+    owner = torch.arange(32).repeat_interleave(2)
+    # make captions informative: text tokens carry their image's mean token
+    txt.tokens = txt.tokens * 0.1 + img.tokens.mean(1)[owner, None, :]
+    txt.emb = torch.nn.functional.normalize(img.emb[owner] + 0.1 * txt.emb, dim=-1)
+    return FusionTrainData([img, img], [txt, txt], owner, [torch.nonzero(owner == i).flatten() for i in range(32)],
+                           [torch.rand(32)] * 2, [torch.rand(64)] * 2, 10.0)
+
+
+@pytest.mark.parametrize("name", ["mafs", "albef"])
+def test_itm_training_reduces_loss(name: str) -> None:
+    torch.manual_seed(0)
+    method = create_fusion(name, 16, 16, width=16, heads=2)
+    cfg = FusionTrainConfig(steps=60, batch_size=16, lr=3e-3, warmup=5)
+    losses = train_fusion(method, _train_data(), cfg)
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.05
+    assert not method.training
