@@ -5,11 +5,12 @@ Usage::
     PYTHONPATH=/tmp/icref .venv/bin/python benchmarks/corruption_speed.py [--size 224] [--n 16]
 
 Measures ``corruptions.apply`` one image at a time (the per-sample path) and, where a corruption
-has a vectorised ``batch_fn``, ``corruptions.apply_batch`` on the whole stack. If the reference
-package ``imagecorruptions`` is importable (install it OUTSIDE the project, e.g.
-``pip install --target /tmp/icref --no-deps imagecorruptions``; it is never a dependency), its
-images/s, the speed ratio and the geometric-mean ratio over the 15 "common" corruptions are
-printed too. Thread counts are pinned to 1 before numpy is imported so numbers are per core.
+has a ``batch_fn``, ``corruptions.apply_batch`` on the whole stack; the ``path`` column says
+whether the corruption runs natively on uint8 (``u8``) or on the engine's float32 copy
+(``f32``). If the reference package ``imagecorruptions`` is importable (install it OUTSIDE the
+project, e.g. ``pip install --target /tmp/icref --no-deps imagecorruptions``; it is never a
+dependency), its images/s, the speed ratio and the geometric-mean ratio over the 15 "common"
+corruptions are printed too. Thread counts are pinned to 1 before numpy is imported so numbers are per core.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or corruptions.names("image")
     print(f"{args.size}x{args.size} RGB, severity {sev}, 1 thread; images/s"
           + ("" if ic else "  (imagecorruptions not importable: no reference column)"))
-    print(f"{'corruption':<18} {'ours':>9} {'batch':>9} {'imagecorr.':>11} {'ratio':>7}")
+    print(f"{'corruption':<18} {'path':>4} {'ours':>9} {'batch':>9} {'imagecorr.':>11} {'ratio':>7}")
     ratios: dict[str, float] = {}
     for name in names:
         ref_fn = None
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             r = measured[1]
             ratios[name] = ours / r
             ref, ratio = f"{r:11.1f}", f"{ours / r:6.1f}x"
-        print(f"{name:<18} {ours:9.1f} {batch:>9} {ref:>11} {ratio:>7}", flush=True)
+        path = "u8" if corruptions.get(name).uint8 else "f32"
+        print(f"{name:<18} {path:>4} {ours:9.1f} {batch:>9} {ref:>11} {ratio:>7}", flush=True)
     common = [ratios[n] for n in COMMON if n in ratios]
     if common:
         geo = math.exp(sum(math.log(r) for r in common) / len(common))

@@ -12,6 +12,11 @@ The contract every other part of mafs-bench uses::
 
 Every random choice comes from :func:`corruptions.rng.sample_rng` (seed, sample id, corruption,
 severity), so outputs are byte-identical across runs, processes and batch orders.
+
+Image corruptions come in two kinds (see :mod:`corruptions.base`): float ones get a float32 RGB
+copy in [0, 1] and the engine rounds their result back to uint8; native-uint8 ones
+(``register_corruption(..., uint8=True)``) get the uint8 RGB image itself and return uint8, with
+no conversion at all. The grayscale / RGBA rule is applied by the engine for both.
 """
 
 from __future__ import annotations
@@ -26,11 +31,17 @@ from .base import (
     MODALITIES,
     SEVERITIES,
     Corruption,
+    LazyGenerator,
+    check_ids,
     check_severity,
+    float_to_uint8,
     from_rgb_float,
+    merge_rgb,
     register_batch,
     register_corruption,
+    split_rgb,
     to_rgb_float,
+    uint8_to_float,
 )
 from .registry import Registry, UnknownNameError
 from .rng import sample_rng
@@ -97,10 +108,16 @@ def apply(
     severity = check_severity(severity)
     param = spec.param(severity)
     if spec.modality == "image":
+        check_ids(seed, sample_id)
+        rng = LazyGenerator(seed, sample_id, name, severity)
+        if spec.uint8:
+            rgb8, alpha = split_rgb(x)
+            out8 = spec.fn(rgb8, param, rng)
+            _check_image_output(name, out8, rgb8.shape, np.uint8)
+            return merge_rgb(out8, x, alpha)
         rgb, alpha = to_rgb_float(x)
-        out = spec.fn(rgb, param, sample_rng(seed, sample_id, name, severity))
-        if out.shape != rgb.shape:
-            raise RuntimeError(f"corruption {name!r} changed the image shape {rgb.shape} -> {out.shape}")
+        out = spec.fn(rgb, param, rng)
+        _check_image_output(name, out, rgb.shape, None)
         return from_rgb_float(out, x, alpha)
     if spec.modality == "text":
         if not isinstance(x, str):
@@ -145,10 +162,26 @@ def apply_batch(
     if spec.modality == "image" and spec.batch_fn is not None and isinstance(xs, np.ndarray) and xs.ndim == 4 and xs.shape[3] == 3:
         if xs.dtype != np.uint8:
             raise TypeError(f"image corruptions take uint8 arrays, got dtype {xs.dtype}")
-        rngs = [sample_rng(seed, i, name, severity) for i in ids]
-        out = spec.batch_fn(xs.astype(np.float32) * np.float32(1.0 / 255.0), spec.param(severity), rngs)
-        return np.rint(np.clip(out * np.float32(255.0), 0.0, 255.0)).astype(np.uint8)
+        for i in ids:
+            check_ids(seed, i)
+        rngs = [LazyGenerator(seed, i, name, severity) for i in ids]
+        if spec.uint8:
+            out8 = spec.batch_fn(np.ascontiguousarray(xs), spec.param(severity), rngs)
+            _check_image_output(name, out8, xs.shape, np.uint8)
+            return out8.copy() if np.may_share_memory(out8, xs) else out8
+        out = spec.batch_fn(uint8_to_float(xs), spec.param(severity), rngs)
+        _check_image_output(name, out, xs.shape, None)
+        return float_to_uint8(out)
     outs = [apply(name, x, severity, seed=seed, sample_id=i) for x, i in zip(xs, ids)]
     if isinstance(xs, np.ndarray):
         return np.stack(outs)
     return outs
+
+
+def _check_image_output(name: str, out: Any, shape: tuple[int, ...], dtype: Any) -> None:
+    """A corruption must return an array of the input's shape (and uint8 if native uint8)."""
+    if not isinstance(out, np.ndarray) or out.shape != shape:
+        got = out.shape if isinstance(out, np.ndarray) else type(out).__name__
+        raise RuntimeError(f"corruption {name!r} changed the image shape {shape} -> {got}")
+    if dtype is not None and out.dtype != dtype:
+        raise RuntimeError(f"native-uint8 corruption {name!r} returned dtype {out.dtype}, not uint8")

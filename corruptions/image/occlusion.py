@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ..base import register_corruption
+from ..base import float_to_uint8, register_corruption
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _MAX_PATCHES = 32
@@ -48,23 +48,26 @@ def occlusion_mask_and_fill(h: int, w: int, share: float, rng: np.random.Generat
 @register_corruption(
     "occlusion", modality="image", family="occlusion",
     severities=(0.1, 0.2, 0.3, 0.4, 0.5), param_names=("area_share",),
-    reference="mafs-bench: random rectangular patches (cf. MMRobustness / cutout)",
+    reference="mafs-bench: random rectangular patches (cf. MMRobustness / cutout)", uint8=True,
 )
 def occlusion(img: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
-    """Occlusion: random gray or coloured rectangles covering ``share`` of the image area (mafs-bench)."""
+    """Occlusion: random gray or coloured rectangles covering ``share`` of the image area (mafs-bench); native uint8."""
     h, w = img.shape[:2]
     index, colours = occlusion_mask_and_fill(h, w, share, rng)
     covered = index >= 0
     out = img.copy()
-    out[covered] = colours[index[covered]]
+    out[covered] = float_to_uint8(colours)[index[covered]]
     return out
 
 
 @register_corruption(
     "missing_image", modality="image", family="missing",
     severities=(IMAGENET_MEAN,) * 5, param_names=("fill_rgb",),
-    reference="mafs-bench: constant ImageNet-mean image, same at every severity",
+    reference="mafs-bench: constant ImageNet-mean image, same at every severity", uint8=True,
 )
 def missing_image(img: np.ndarray, fill: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
-    """Missing image: every pixel replaced by the ImageNet mean colour, at all severities (mafs-bench)."""
-    return np.broadcast_to(np.asarray(fill, dtype=np.float32), img.shape).copy()
+    """Missing image: every pixel replaced by the ImageNet mean colour, at all severities (mafs-bench); native uint8."""
+    h, w = img.shape[:2]
+    out = np.empty((h, w * 3), dtype=np.uint8)
+    out[:] = np.tile(float_to_uint8(np.asarray(fill, dtype=np.float32)), w)  # row copies: fast
+    return out.reshape(img.shape)

@@ -1,8 +1,12 @@
 """Weather corruptions (ImageNet-C): snow, frost, fog, brightness, plus the validation-set spatter.
 
 Severity tables from Hendrycks & Dietterich (2019) / imagecorruptions 1.1.2 (REFERENCES.md s4;
-snow's and spatter's 7- and 6-entry rows from imagecorruptions' source), reimplemented on
-float32 images with OpenCV. Deviations, all documented where they happen:
+snow's and spatter's 7- and 6-entry rows from imagecorruptions' source), reimplemented with
+OpenCV, natively on uint8 images (``uint8=True``): the image-sized arithmetic runs in 0..255
+units with SIMD OpenCV ops, and the random layers (plasma, snow, liquid) are single channels
+made in float32 and rounded to 8 bits before they are blended (as the reference rounds its snow
+layer and its frost photos are 8-bit), so a result is within 1 level of a single final rounding.
+Deviations, all documented where they happen:
 
 * fog: the reference draws a fresh diamond-square plasma per image. We build a small bank of
   plasma fields once per (map size, wibble decay) from :func:`corruptions.rng.constant_rng` and
@@ -14,7 +18,8 @@ float32 images with OpenCV. Deviations, all documented where they happen:
   deviation and to its 7x7 local contrast (the scale SSIM looks at), and used the same way:
   texture scaled by 1.1 (more if the image is larger than it), random crop, weighted sum.
 * brightness / saturate use the closed forms of the HSV edit (see their docstrings) instead of
-  converting to HSV and back; the results are equal up to float rounding.
+  converting to HSV and back; the results are equal up to float rounding. Brightness runs on
+  uint8 with lookup tables that reproduce its float32 formulation byte for byte.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ import math
 import cv2
 import numpy as np
 
-from ..base import register_corruption
+from ..base import U8_TO_FLOAT, float_to_uint8, register_corruption
 from ..rng import constant_rng
 from .blur import gaussian, motion, zoom_crop
-from .noise import standard_normal32
+from .noise import lookup16, standard_normal32
 
 IMAGENET_C = "Hendrycks & Dietterich 2019; imagecorruptions 1.1.2"
 
@@ -110,21 +115,49 @@ def random_plasma(h: int, w: int, wibble_decay: float, rng: np.random.Generator)
     return field[rows[:, None], cols[None, :]]
 
 
+def random_plasma_u8(h: int, w: int, wibble_decay: float, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """``rint(random_plasma(h, w, wibble_decay, rng) * scale)`` as uint8 (same draws, same crop).
+
+    The crop is read from the untransposed, unflipped field (a plain row-strided view), scaled
+    and rounded there, and only the small uint8 result is transposed / flipped: converting a
+    transposed float view directly is ~5x slower.
+    """
+    mapsize = 1 << max(int(max(h, w)) - 1, 0).bit_length()
+    if mapsize > _TILE_MAX:
+        return cv2.convertScaleAbs(np.ascontiguousarray(random_plasma(h, w, wibble_decay, rng)), alpha=scale)
+    bank = _tiled_bank(mapsize, float(wibble_decay))
+    idx, sym, oy, ox = (int(v) for v in rng.integers(0, [len(bank), 8, mapsize, mapsize]))
+    side = 2 * mapsize  # tiled field side
+    # The crop [oy, oy + h) x [ox, ox + w) of flip_cols(flip_rows(transpose?(field))): undo the flips
+    # (a flipped crop of the mirrored rows / columns), then the transpose (swap the axes).
+    rows = (side - oy - h, side - oy) if sym & 2 else (oy, oy + h)
+    cols = (side - ox - w, side - ox) if sym & 4 else (ox, ox + w)
+    if sym & 1:
+        rows, cols = cols, rows
+    out = cv2.convertScaleAbs(bank[idx][rows[0] : rows[1], cols[0] : cols[1]], alpha=scale)
+    if sym & 1:
+        out = cv2.transpose(out)
+    if sym & 6:
+        out = cv2.flip(out, {2: 0, 4: 1, 6: -1}[sym & 6])
+    return out
+
+
 @register_corruption(
     "fog", modality="image", family="weather",
     severities=((1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)),
-    param_names=("amplitude", "wibble_decay"), reference=IMAGENET_C,
+    param_names=("amplitude", "wibble_decay"), reference=IMAGENET_C, uint8=True,
 )
 def fog(img: np.ndarray, param: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
-    """Fog: add a plasma fractal, then rescale so the brightest input pixel keeps its value (ImageNet-C fog)."""
+    """Fog: add a plasma fractal, then rescale so the brightest input pixel keeps its value (ImageNet-C fog); native uint8."""
     amplitude, decay = param
     h, w = img.shape[:2]
-    max_val = np.float32(img.max())
-    gain = max_val / (max_val + np.float32(amplitude))
-    haze = random_plasma(h, w, decay, rng) * (np.float32(amplitude) * gain)
-    out = img * gain
-    out += haze[:, :, None]
-    return out
+    max_val = float(img.max()) / 255.0 if img.size else 0.0
+    gain = max_val / (max_val + amplitude)
+    # In 0..255 units: x * gain + plasma * amplitude * gain * 255, each term rounded to 8 bits
+    # (so the sum is within 1 level of the exact rounding) and added with saturation.
+    dimmed = cv2.convertScaleAbs(img, alpha=gain)  # rounds; SIMD, unlike cv2.LUT
+    haze = random_plasma_u8(h, w, decay, rng, amplitude * gain * 255.0)
+    return cv2.add(dimmed, cv2.cvtColor(haze, cv2.COLOR_GRAY2RGB))
 
 
 # --- frost ------------------------------------------------------------------------------------
@@ -212,20 +245,29 @@ def frost_texture_for(index: int, h: int, w: int) -> np.ndarray:
     return tex
 
 
+@functools.lru_cache(maxsize=32)
+def frost_texture_u8_for(index: int, h: int, w: int) -> np.ndarray:
+    """:func:`frost_texture_for` rounded to uint8 (the reference's frost photos are 8-bit too)."""
+    tex = float_to_uint8(frost_texture_for(index, h, w))
+    tex.flags.writeable = False
+    return tex
+
+
 @register_corruption(
     "frost", modality="image", family="weather",
     severities=((1.0, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)),
     param_names=("image_weight", "frost_weight"), reference=IMAGENET_C + " (procedural frost texture)",
+    uint8=True,
 )
 def frost(img: np.ndarray, param: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
-    """Frost on a window: weighted sum of the image and a random crop of an ice texture (ImageNet-C frost)."""
+    """Frost on a window: weighted sum of the image and a random crop of an ice texture (ImageNet-C frost); native uint8."""
     image_weight, frost_weight = param
     h, w = img.shape[:2]
-    tex = frost_texture_for(int(rng.integers(len(FROST_TARGETS))), h, w)
+    tex = frost_texture_u8_for(int(rng.integers(len(FROST_TARGETS))), h, w)
     y0 = int(rng.integers(0, tex.shape[0] - h)) if tex.shape[0] > h else 0
     x0 = int(rng.integers(0, tex.shape[1] - w)) if tex.shape[1] > w else 0
     crop = tex[y0 : y0 + h, x0 : x0 + w]
-    return img * np.float32(image_weight) + crop * np.float32(frost_weight)
+    return cv2.addWeighted(img, float(image_weight), crop, float(frost_weight), 0.0)
 
 
 # --- snow ---------------------------------------------------------------------------------------
@@ -241,32 +283,41 @@ def frost(img: np.ndarray, param: tuple[float, float], rng: np.random.Generator)
         (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
     ),
     param_names=("flake_mean", "flake_std", "zoom", "threshold", "blur_radius", "blur_sigma", "image_weight"),
-    reference=IMAGENET_C,
+    reference=IMAGENET_C, uint8=True,
 )
 def snow(img: np.ndarray, param: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
-    """Falling snow: thresholded, zoomed noise motion-blurred at a random angle, over a whitened image (ImageNet-C snow)."""
+    """Falling snow: thresholded, zoomed noise motion-blurred at a random angle, over a whitened image (ImageNet-C snow); native uint8."""
     loc, scale, zoom, threshold, radius, sigma, weight = param
     h, w = img.shape[:2]
     # Only the centre crop the zoom keeps is ever seen, so only it is drawn.
     ch, cw = int(math.ceil(h / zoom)), int(math.ceil(w / zoom))
     flakes = np.zeros((h, w), dtype=np.float32)
     top, left = (h - ch) // 2, (w - cw) // 2
-    flakes[top : top + ch, left : left + cw] = standard_normal32(rng, (ch, cw)) * np.float32(scale) + np.float32(loc)
+    layer = standard_normal32(rng, (ch, cw), scale)
+    layer += np.float32(loc)
+    flakes[top : top + ch, left : left + cw] = layer
     flakes = zoom_crop(flakes, zoom)
     flakes[flakes < threshold] = 0.0
-    flakes = motion(np.clip(flakes, 0.0, 1.0), radius, sigma, rng.uniform(-135.0, -45.0))
-    flakes = (np.rint(flakes * np.float32(255.0)) * np.float32(1.0 / 255.0))[:, :, None]
-    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[:, :, None]
-    whitened = np.maximum(img, gray * np.float32(1.5) + np.float32(0.5))
-    base = np.float32(weight) * img + np.float32(1.0 - weight) * whitened
-    return base + flakes + flakes[::-1, ::-1]
+    np.minimum(flakes, np.float32(1.0), out=flakes)  # (the threshold already removed negatives)
+    flakes = motion(flakes, radius, sigma, rng.uniform(-135.0, -45.0))
+    # The reference rounds the snow layer to 8 bits; the layer and its 180-degree rotation are
+    # added with saturation (both non-negative, so saturating early changes nothing).
+    flakes8 = cv2.convertScaleAbs(flakes, alpha=255.0)
+    snow8 = cv2.cvtColor(cv2.add(flakes8, cv2.flip(flakes8, -1)), cv2.COLOR_GRAY2RGB)
+    # In 0..255 units: weight * x + (1 - weight) * max(x, 1.5 * gray + 127.5), gray in float.
+    x = img.astype(np.float32)
+    white = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
+    white *= np.float32(1.5)
+    white += np.float32(127.5)
+    base = cv2.addWeighted(x, float(weight), cv2.max(x, cv2.cvtColor(white, cv2.COLOR_GRAY2RGB)), 1.0 - float(weight), 0.0)
+    return cv2.add(cv2.convertScaleAbs(base), snow8)
 
 
 # --- spatter ------------------------------------------------------------------------------------
 
 _EMBOSS = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float32)
-_WATER = np.array([175, 238, 238], dtype=np.float32) / 255.0  # pale turquoise (RGB)
-_MUD = np.array([63, 42, 20], dtype=np.float32) / 255.0  # mud brown (RGB)
+_WATER255 = (175.0, 238.0, 238.0)  # pale turquoise (RGB), 0..255
+_MUD255 = (63.0, 42.0, 20.0)  # mud brown (RGB), 0..255
 
 
 @register_corruption(
@@ -279,32 +330,36 @@ _MUD = np.array([63, 42, 20], dtype=np.float32) / 255.0  # mud brown (RGB)
         (0.67, 0.4, 1, 0.65, 1.5, 1),
     ),
     param_names=("liquid_mean", "liquid_std", "liquid_sigma", "threshold", "intensity_or_sigma", "mud"),
-    reference=IMAGENET_C,
+    reference=IMAGENET_C, uint8=True,
 )
 def spatter(img: np.ndarray, param: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
-    """Water drops (severity 1-3) or mud splashes (4-5) on the lens (ImageNet-C spatter)."""
+    """Water drops (severity 1-3) or mud splashes (4-5) on the lens (ImageNet-C spatter); native uint8."""
     loc, scale, sigma, threshold, strength, mud = param
     h, w = img.shape[:2]
-    liquid = standard_normal32(rng, (h, w))
-    liquid *= np.float32(scale)
+    liquid = standard_normal32(rng, (h, w), scale)
     liquid += np.float32(loc)
     liquid = gaussian(liquid, sigma)
     liquid[liquid < threshold] = 0.0
+    x = img.astype(np.float32)
     if not mud:
         # Drop outlines -> distance to the nearest edge -> embossed, equalised highlight mask.
-        liquid8 = np.clip(liquid * 255.0, 0, 255).astype(np.uint8)
+        liquid8 = np.clip(liquid * np.float32(255.0), 0, 255).astype(np.uint8)  # truncated, as the reference
         dist = cv2.distanceTransform(255 - cv2.Canny(liquid8, 50, 150), cv2.DIST_L2, 5)
         dist = np.minimum(dist, 20.0)
         dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
         dist = cv2.filter2D(dist, cv2.CV_8U, _EMBOSS)
-        mask = liquid8.astype(np.float32) * cv2.blur(dist, (3, 3)).astype(np.float32)
+        mask = cv2.multiply(liquid8, cv2.blur(dist, (3, 3)), dtype=cv2.CV_32F)
         peak = float(mask.max())
-        mask = mask * np.float32(strength / peak) if peak > 0 else mask
-        return img + mask[:, :, None] * _WATER
+        if peak > 0:
+            mask *= np.float32(strength / peak)
+        # x + mask * water colour, in 0..255 units.
+        tint = cv2.multiply(cv2.cvtColor(mask, cv2.COLOR_GRAY2RGB), _WATER255 + (0.0,))
+        return cv2.convertScaleAbs(cv2.add(x, tint))
     blot = gaussian((liquid > threshold).astype(np.float32), strength)
     blot[blot < 0.8] = 0.0
-    blot = blot[:, :, None]
-    return img * (1.0 - blot) + blot * _MUD
+    # x * (1 - blot) + blot * mud colour = x - blot * (x - mud), in 0..255 units.
+    away = cv2.subtract(x, _MUD255 + (0.0,))
+    return cv2.convertScaleAbs(cv2.subtract(x, cv2.multiply(cv2.cvtColor(blot, cv2.COLOR_GRAY2RGB), away)))
 
 
 # --- brightness ---------------------------------------------------------------------------------
@@ -320,12 +375,8 @@ def channel_min(img: np.ndarray) -> np.ndarray:
     return np.minimum(np.minimum(img[:, :, 0], img[:, :, 1]), img[:, :, 2])[:, :, None]
 
 
-@register_corruption(
-    "brightness", modality="image", family="weather",
-    severities=(0.1, 0.2, 0.3, 0.4, 0.5), param_names=("value_shift",), reference=IMAGENET_C,
-)
-def brightness(img: np.ndarray, shift: float, rng: np.random.Generator) -> np.ndarray:
-    """Sunlight: add ``shift`` to HSV value, clipped at 1 (ImageNet-C brightness).
+def brightness_float(img: np.ndarray, shift: float) -> np.ndarray:
+    """The float formulation of :func:`brightness` on float32 HxWx3 in [0, 1] (reference for tests).
 
     With hue and saturation fixed, RGB is proportional to V, so the edit is
     ``rgb * min(V + shift, 1) / V`` (and the gray ``min(shift, 1)`` where V = 0).
@@ -337,3 +388,37 @@ def brightness(img: np.ndarray, shift: float, rng: np.random.Generator) -> np.nd
     if dark.any():
         np.copyto(out, new_value, where=dark)
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _brightness_table(shift: float) -> np.ndarray:
+    """uint8 (65536,): the output level of channel value x in a pixel of value V, at index V << 8 | x.
+
+    Entry = rounding of ``float32(x / 255) * (min(V / 255 + shift, 1) / (V / 255))`` in float32,
+    the float formulation's arithmetic; a black pixel (V = 0) becomes ``min(shift, 1)``.
+    """
+    value = U8_TO_FLOAT
+    new_value = np.minimum(value + np.float32(shift), np.float32(1.0))
+    ratio = new_value / np.where(value > 0, value, np.float32(1.0))
+    table = float_to_uint8(U8_TO_FLOAT[None, :] * ratio[:, None])
+    table[0, 0] = float_to_uint8(new_value[:1])[0]
+    table = table.ravel()
+    table.flags.writeable = False
+    return table
+
+
+@register_corruption(
+    "brightness", modality="image", family="weather",
+    severities=(0.1, 0.2, 0.3, 0.4, 0.5), param_names=("value_shift",), reference=IMAGENET_C, uint8=True,
+)
+def brightness(img: np.ndarray, shift: float, rng: np.random.Generator) -> np.ndarray:
+    """Sunlight: add ``shift`` to HSV value, clipped at 1 (ImageNet-C brightness); native uint8.
+
+    A pixel's channel x and value V = max channel determine the output, so it is one lookup in
+    a 65536-entry table of :func:`brightness_float`'s float32 results: byte-identical to it.
+    """
+    value = np.maximum(np.maximum(img[:, :, 0], img[:, :, 1]), img[:, :, 2]).astype(np.uint16)
+    value <<= 8
+    index = cv2.cvtColor(value, cv2.COLOR_GRAY2RGB)  # (numpy broadcasting over 3 channels is ~6x slower)
+    index |= img
+    return lookup16(_brightness_table(float(shift)), index)
