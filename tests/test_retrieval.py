@@ -138,3 +138,16 @@ def test_methods_sharing_weights_share_pair_outputs_per_cell() -> None:
     assert len(cell.memo) == 1
     assert task.evaluate(cell, blip).metrics == fresh
     assert len(cell.memo) == 1
+
+
+def test_recurring_features_are_prepared_once_per_run() -> None:
+    method = create_fusion("mafs", 16, 16, width=16, heads=2).eval()
+    method.weights_id = "w"
+    first = _cell()
+    shared: dict = {}
+    a = EncodedCell(first.images, first.texts, first.caption_image, 10.0, shared=shared, images_recur=True, texts_recur=False)
+    b = EncodedCell(first.images, _cell(seed=1).texts, first.caption_image, 10.0, shared=shared, images_recur=True, texts_recur=False)
+    assert a.prepared(method, "images") is b.prepared(method, "images")
+    assert a.prepared(method, "texts") is not a.prepared(method, "texts")
+    other = EncodedCell(_cell(seed=2).images, first.texts, first.caption_image, 10.0, shared=shared, images_recur=True)
+    assert other.prepared(method, "images") is not a.prepared(method, "images")  # new features, recomputed

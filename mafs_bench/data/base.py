@@ -67,6 +67,14 @@ class Dataset:
         """(images, caption lists, vocabulary) for backends that train their own models, or None."""
         return None
 
+    def vocabulary(self) -> list[str] | None:
+        """The closed vocabulary of a dataset with training data (for a word-level tokenizer), or None."""
+        return None
+
+    def recipe(self) -> dict[str, Any]:
+        """What determines :meth:`training_data` (part of trained weights' cache keys)."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """Facts for the results record (sizes, paths, seeds)."""
         return {}

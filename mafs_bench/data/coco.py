@@ -24,7 +24,7 @@ from .base import DATASETS, DataMissingError, Dataset, ImageTextData
 COCO_HELP = (
     "Provide COCO in Karpathy's format: a folder with the split file dataset_coco.json "
     "(from Karpathy's 'caption_datasets' archive) and the COCO 2014 images under the "
-    "split file's filepath folders (val2014/, train2014/). Set the suite's dataset.root to it, "
+    "split file's filepath folders (val2014/, train2014/). Set the suite's dataset.options.root to it, "
     "or export {env}=/path/to/coco."
 )
 
@@ -91,7 +91,7 @@ class KarpathyDataset(Dataset):
         root = root or os.environ.get(self.env_var)
         if not root:
             raise DataMissingError(
-                f"dataset {self.dataset_name}: no data folder given (suite field dataset.root is empty and "
+                f"dataset {self.dataset_name}: no data folder given (suite field dataset.options.root is empty and "
                 f"{self.env_var} is not set). " + COCO_HELP.format(env=self.env_var)
             )
         self.root = Path(root).expanduser()

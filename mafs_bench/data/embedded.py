@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import cached_property
 from typing import Any
 
@@ -49,10 +49,12 @@ class EmbeddedWorld(Dataset):
         train = build_split(self.config, "train", self.domains[0], self.train_size, self.seed)
         return train.images, train.captions, vocabulary(self.config)
 
+    def vocabulary(self) -> list[str]:
+        """Every word the world's texts can contain (the tokenizer's vocabulary)."""
+        return vocabulary(self.config)
+
     def recipe(self) -> dict[str, Any]:
         """What determines the training data (part of the trained weights' cache key)."""
-        from dataclasses import asdict
-
         return {"world": asdict(self.config), "train_size": self.train_size, "seed": self.seed}
 
     def describe(self) -> dict[str, Any]:

@@ -67,8 +67,13 @@ class DualEncoder(torch.nn.Module):
     """
 
     def __init__(self, config: dict[str, Any], tokenizer: WordTokenizer,
-                 mean: tuple[float, ...] = (0.5, 0.5, 0.5), std: tuple[float, ...] = (0.25, 0.25, 0.25)) -> None:
+                 mean: tuple[float, ...] = (0.5, 0.5, 0.5), std: tuple[float, ...] = (0.25, 0.25, 0.25),
+                 precision: str = "fp32") -> None:
         super().__init__()
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"encoder precision must be 'fp32' or 'bf16', got {precision!r}")
+        #: "bf16": encode under bfloat16 autocast, as a model trained that way (about 2x faster on CPU)
+        self.precision = precision
         cfg = copy.deepcopy(config)
         cfg.pop("custom_text", None)
         cfg["text_cfg"]["vocab_size"] = tokenizer.vocab_size
@@ -103,14 +108,19 @@ class DualEncoder(torch.nn.Module):
         pooled, tokens = self.clip.text(ids)
         return pooled, tokens
 
+    def autocast(self) -> torch.autocast:
+        """The autocast context matching :attr:`precision`."""
+        return torch.autocast(self.mean.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
     @torch.no_grad()
     def encode_images(self, images: np.ndarray, batch_size: int = 512) -> ImageFeatures:
-        """uint8 NxHxWx3 -> :class:`ImageFeatures` (eval mode, no grad)."""
+        """uint8 NxHxWx3 -> :class:`ImageFeatures` (eval mode, no grad, float32 outputs)."""
         embs, toks = [], []
         for start in range(0, len(images), batch_size):
-            pooled, tokens = self.forward_images(self.preprocess(images[start : start + batch_size]))
-            embs.append(F.normalize(pooled, dim=-1))
-            toks.append(tokens)
+            with self.autocast():
+                pooled, tokens = self.forward_images(self.preprocess(images[start : start + batch_size]))
+            embs.append(F.normalize(pooled.float(), dim=-1))
+            toks.append(tokens.float())
         return ImageFeatures(torch.cat(embs), torch.cat(toks))
 
     @torch.no_grad()
@@ -122,7 +132,8 @@ class DualEncoder(torch.nn.Module):
             length = int((ids != PAD).sum(1).max().item()) if len(texts) else 1
         embs, toks = [], []
         for start in range(0, len(texts), batch_size):
-            pooled, tokens = self.forward_texts(ids[start : start + batch_size])
-            embs.append(F.normalize(pooled, dim=-1))
-            toks.append(tokens[:, :length])
+            with self.autocast():
+                pooled, tokens = self.forward_texts(ids[start : start + batch_size])
+            embs.append(F.normalize(pooled.float(), dim=-1))
+            toks.append(tokens[:, :length].float())
         return TextFeatures(torch.cat(embs), torch.cat(toks), (ids[:, :length] != PAD))

@@ -38,11 +38,13 @@ Progress = Callable[[int, int, float], None]
 class EncoderTrainConfig:
     """Contrastive training of the dual encoder."""
 
-    steps: int = 450
+    steps: int = 360
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.1
     warmup: int = 40
+    #: "bf16" runs forward passes under bfloat16 autocast (about 1.3x faster on CPUs with AMX/AVX512-BF16)
+    precision: str = "bf16"
     seed: int = 0
 
     def as_dict(self) -> dict:
@@ -53,9 +55,9 @@ class EncoderTrainConfig:
 class FusionTrainConfig:
     """ITM training of a fusion head on frozen encoder features."""
 
-    steps: int = 300
+    steps: int = 320
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: int = 30
     augment_prob: float = 0.3
@@ -83,6 +85,8 @@ def train_encoder(model: DualEncoder, images: np.ndarray, captions: Sequence[Seq
 
     Returns the loss per step.
     """
+    if cfg.precision not in ("fp32", "bf16"):
+        raise ValueError(f"encoder_train.precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
     gen = torch.Generator().manual_seed(cfg.seed)
     n = len(images)
     per_image = torch.tensor([len(c) for c in captions])
@@ -97,9 +101,10 @@ def train_encoder(model: DualEncoder, images: np.ndarray, captions: Sequence[Seq
         idx = torch.randperm(n, generator=gen)[: cfg.batch_size]
         pick = (torch.rand(len(idx), generator=gen) * per_image[idx]).long()
         ids = torch.stack([token_ids[i][j] for i, j in zip(idx.tolist(), pick.tolist())])
-        v, _ = model.forward_images(model.preprocess(images[idx.numpy()]))
-        t, _ = model.forward_texts(ids.to(model.mean.device))
-        loss = loss_fn(F.normalize(v, dim=-1), F.normalize(t, dim=-1), model.logit_scale)
+        with torch.autocast(model.mean.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            v, _ = model.forward_images(model.preprocess(images[idx.numpy()]))
+            t, _ = model.forward_texts(ids.to(model.mean.device))
+        loss = loss_fn(F.normalize(v.float(), dim=-1), F.normalize(t.float(), dim=-1), model.logit_scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

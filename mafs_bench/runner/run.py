@@ -183,6 +183,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     weight_rows: list[dict[str, Any]] = []
     data_by_domain: dict[str, ImageTextData] = {}
     clean_feats: dict[str, Any] = {}
+    shared: dict[Any, Any] = {}
     update = progress("evaluate cells", len(cells))
     scale = float(bundle.encoder.logit_scale.detach())
     for done, cell in enumerate(cells):
@@ -197,7 +198,8 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed))
         elif cell.modality in ("text", "pair"):
             txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
-        encoded = EncodedCell(img_f, txt_f, data.caption_image, scale)
+        encoded = EncodedCell(img_f, txt_f, data.caption_image, scale, shared=shared,
+                              images_recur=cell.modality != "image", texts_recur=cell.modality not in ("text", "pair"))
         for task_name, task in tasks.items():
             for model_name, method in bundle.methods.items():
                 result = task.evaluate(encoded, method)

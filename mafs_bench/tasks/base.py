@@ -28,6 +28,26 @@ class EncodedCell:
     logit_scale: float  # the dual encoder's 1 / tau
     #: per-cell memo shared by the methods evaluated on it (e.g. pair outputs of shared weights)
     memo: dict[Any, Any] = field(default_factory=dict)
+    #: run-level memo for work on features that recur across cells (the clean sides)
+    shared: dict[Any, Any] = field(default_factory=dict)
+    #: whether ``images`` / ``texts`` are the run's recurring (clean) features, worth keeping in ``shared``
+    images_recur: bool = False
+    texts_recur: bool = False
+
+    def prepared(self, method: FusionMethod, side: str) -> dict[str, torch.Tensor]:
+        """``method.prepare_images`` / ``prepare_texts`` of this cell, reused across cells for
+        recurring features of methods with identified weights."""
+        feats = self.images if side == "images" else self.texts
+        recur = self.images_recur if side == "images" else self.texts_recur
+        prepare = method.prepare_images if side == "images" else method.prepare_texts
+        if not (recur and method.weights_id):
+            return prepare(feats)
+        key = ("prepared", method.weights_id, side)
+        hit = self.shared.get(key)
+        if hit is None or hit[0] is not feats:
+            hit = (feats, prepare(feats))
+            self.shared[key] = hit
+        return hit[1]
 
 
 @dataclass

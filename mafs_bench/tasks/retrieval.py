@@ -186,7 +186,7 @@ class Retrieval(Task):
         out = cell.memo.get(memo_key) if method.weights_id else None
         if out is None:
             h_v, h_t = retrieval_signals(sim, cell.logit_scale)
-            img_prep, txt_prep = method.prepare_images(cell.images), method.prepare_texts(cell.texts)
+            img_prep, txt_prep = cell.prepared(method, "images"), cell.prepared(method, "texts")
             out = pair_outputs(method, img_prep, txt_prep, all_img, all_txt, sim, h_v, h_t, self.chunk)
             if method.weights_id:
                 cell.memo[memo_key] = out

@@ -57,22 +57,31 @@ class EmbeddedBackend(Backend):
         return [FUSIONS.unknown_message(m) for m in models if m not in FUSIONS]
 
     def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory) -> ModelBundle:
-        data = dataset.training_data()
-        if data is None:
+        vocab = dataset.vocabulary()
+        if vocab is None:
             raise ValueError(f"backend 'embedded' trains on the dataset's training split, but dataset "
                              f"{type(dataset).__name__} provides none; use a pretrained backend (open_clip)")
-        images, captions, vocab = data
-        recipe = dataset.recipe() if hasattr(dataset, "recipe") else {}
+        recipe = dataset.recipe()
         tokenizer = WordTokenizer(vocab, self.context_length)
-        encoder = DualEncoder(self.encoder_config, tokenizer)
+        precision = self.encoder_train.precision
+        encoder = DualEncoder(self.encoder_config, tokenizer, precision=precision)
+        training_data: tuple | None = None
+
+        def train_split() -> tuple:  # built only when something must be trained
+            nonlocal training_data
+            if training_data is None:
+                training_data = dataset.training_data()
+            return training_data
+
         enc_key = {"encoder": self.encoder_config, "name": self.encoder_name, "vocab": vocab,
                    "context_length": self.context_length, "train": self.encoder_train.as_dict(), "data": recipe}
         info: dict[str, Any] = {"encoder_key": cache.config_key(enc_key)}
         cached = cache.load_weights("encoder", enc_key)
         if cached is None:
             torch.manual_seed(self.encoder_train.seed)  # open_clip initialises from torch's default generator
-            encoder = DualEncoder(self.encoder_config, tokenizer)
+            encoder = DualEncoder(self.encoder_config, tokenizer, precision=precision)
             start = time.time()
+            images, captions, _ = train_split()
             losses = train_encoder(encoder, images, captions, self.encoder_train,
                                    progress("train encoder", self.encoder_train.steps))
             cache.save_weights("encoder", enc_key, encoder.state_dict(),
@@ -99,6 +108,7 @@ class EmbeddedBackend(Backend):
                 state = trained.get(key_hash) or cache.load_weights("fusion", key)
                 if state is None:
                     if pool_data is None:
+                        images, captions, _ = train_split()
                         n = min(self.fusion_pool, len(images))
                         encoder.to("cpu")
                         pool_data = build_fusion_data(encoder, images[:n], captions[:n], self.fusion_train)
