@@ -136,3 +136,15 @@ def test_itm_training_reduces_loss(name: str) -> None:
     losses = train_fusion(method, _train_data(), cfg)
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.05
     assert not method.training
+
+
+def test_albef_text_layer_at_end_equals_full_layer() -> None:
+    from mafs_bench.models.fusion.blocks import end_token
+
+    torch.manual_seed(0)
+    albef = create_fusion("albef", 16, 16, width=16, heads=2).eval()
+    _, txt = _features()
+    with torch.no_grad():
+        full = end_token(albef.text_layer(txt.tokens, src_key_padding_mask=~txt.mask), txt.mask)
+        fast = albef.text_layer_at_end(txt)
+    assert torch.allclose(full, fast, atol=1e-5)

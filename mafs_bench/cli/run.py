@@ -22,7 +22,7 @@ def run(
         spec = load_suite(suite)
         out_dir = out or Path("runs") / spec.name
         with rich_progress(err_console, progress) as factory:
-            result = run_suite(spec, out_dir, factory, log=lambda m: err_console.print(m, highlight=False),
+            result = run_suite(spec, out_dir, factory, log=lambda m: err_console.print(m, highlight=False, markup=False),
                                suite_source=str(suite))
     board = out_dir / "leaderboard.md"
     if board.is_file():

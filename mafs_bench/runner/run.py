@@ -126,12 +126,45 @@ def versions() -> dict[str, str]:
             "open_clip": open_clip.__version__, "numpy": np.__version__, "pandas": pd.__version__}
 
 
-def _write_table(rows: list[dict[str, Any]], columns: tuple[str, ...], path: Path, digits: int = 6) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=list(columns))
-    tmp = path.with_suffix(".tmp")
-    df.to_csv(tmp, index=False, float_format=f"%.{digits}g")
-    tmp.replace(path)
-    return df
+class ResultsWriter:
+    """Writes ``metrics.csv`` and ``fusion_weights.csv`` cell by cell.
+
+    Both files get their header at once and each finished cell's rows are appended and flushed,
+    so a run that stops keeps every finished cell, and writing stays linear in the rows.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.metrics_path = out_dir / "metrics.csv"
+        self.weights_path = out_dir / "fusion_weights.csv"
+        self._metrics: list[pd.DataFrame] = []
+        self._weights: list[pd.DataFrame] = []
+        pd.DataFrame(columns=list(METRICS_COLUMNS)).to_csv(self.metrics_path, index=False)
+        pd.DataFrame(columns=list(WEIGHTS_COLUMNS)).to_csv(self.weights_path, index=False)
+
+    def add(self, metric_rows: list[dict[str, Any]], weight_frames: list[pd.DataFrame]) -> None:
+        """Append one cell's metric rows and per-sample weight frames."""
+        metrics = pd.DataFrame(metric_rows, columns=list(METRICS_COLUMNS))
+        metrics.to_csv(self.metrics_path, mode="a", header=False, index=False, float_format="%.6g")
+        self._metrics.append(metrics)
+        for frame in weight_frames:
+            frame.to_csv(self.weights_path, mode="a", header=False, index=False, float_format="%.4g")
+            self._weights.append(frame)
+
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Everything written so far, as two frames."""
+        empty_w = pd.DataFrame(columns=list(WEIGHTS_COLUMNS))
+        return (pd.concat(self._metrics, ignore_index=True) if self._metrics else pd.DataFrame(columns=list(METRICS_COLUMNS)),
+                pd.concat(self._weights, ignore_index=True) if self._weights else empty_w)
+
+
+def weights_frame(common: dict[str, Any], weights: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per-sample fusion weights of one (model, task, cell) as rows of ``fusion_weights.csv``."""
+    frame = pd.DataFrame({"sample_id": np.asarray(weights["sample_id"], dtype=np.int64),
+                          "alpha_v": np.asarray(weights["alpha_v"], dtype=np.float64),
+                          "alpha_t": np.asarray(weights["alpha_t"], dtype=np.float64)})
+    for col in ("model", "task", "domain", "corruption", "modality", "severity"):
+        frame[col] = common[col]
+    return frame[list(WEIGHTS_COLUMNS)]
 
 
 def preflight(suite: Suite) -> tuple[Any, Any]:
@@ -170,7 +203,12 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     tasks = {t.name: create_task(t.name, **t.options) for t in suite.tasks}
 
     log(f"[models] backend {suite.backend.name} on {device}: {', '.join(suite.models)}")
+    timings: dict[str, float] = {}
+    tick = time.time()
     bundle: ModelBundle = backend.build(dataset, suite.models, device, progress)
+    timings["models"] = round(time.time() - tick, 1)
+    log(f"[models] ready in {timings['models']:.0f} s; evaluating {len(plan_cells(suite, in_domain))} cells")
+    tick = time.time()
     cells = plan_cells(suite, in_domain)
     meta = {"suite": suite.model_dump(), "suite_file": suite_source, "seed": suite.seed, "device": str(device),
             "versions": versions(), "git_commit": git_commit(), "models": bundle.info,
@@ -179,10 +217,10 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
-    metric_rows: list[dict[str, Any]] = []
-    weight_rows: list[dict[str, Any]] = []
+    writer = ResultsWriter(out_dir)
     data_by_domain: dict[str, ImageTextData] = {}
-    clean_feats: dict[str, Any] = {}
+    clean_images: dict[str, Any] = {}
+    clean_texts: dict[int, Any] = {}  # by caption list: shifted domains share their captions
     shared: dict[Any, Any] = {}
     update = progress("evaluate cells", len(cells))
     scale = float(bundle.encoder.logit_scale.detach())
@@ -190,16 +228,20 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
         if cell.domain not in data_by_domain:
             data_by_domain[cell.domain] = dataset.load(cell.domain)
         data = data_by_domain[cell.domain]
-        key = cell.domain
-        if key not in clean_feats:
-            clean_feats[key] = (bundle.encoder.encode_images(data.images), bundle.encoder.encode_texts(data.captions))
-        img_f, txt_f = clean_feats[key]
+        if cell.domain not in clean_images:
+            clean_images[cell.domain] = bundle.encoder.encode_images(data.images)
+        text_key = hash(tuple(data.captions))
+        if text_key not in clean_texts:
+            clean_texts[text_key] = bundle.encoder.encode_texts(data.captions)
+        img_f, txt_f = clean_images[cell.domain], clean_texts[text_key]
         if cell.modality == "image":
             img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed))
         elif cell.modality in ("text", "pair"):
             txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
         encoded = EncodedCell(img_f, txt_f, data.caption_image, scale, shared=shared,
                               images_recur=cell.modality != "image", texts_recur=cell.modality not in ("text", "pair"))
+        metric_rows: list[dict[str, Any]] = []
+        weight_rows: list[dict[str, Any]] = []
         for task_name, task in tasks.items():
             for model_name, method in bundle.methods.items():
                 result = task.evaluate(encoded, method)
@@ -207,16 +249,17 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
                           "corruption": cell.corruption, "modality": cell.modality, "severity": cell.severity}
                 metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
                 if result.weights is not None:
-                    w = result.weights
-                    weight_rows += [{**{k: common[k] for k in ("model", "task", "domain", "corruption", "modality", "severity")},
-                                     "sample_id": int(sid), "alpha_v": float(av), "alpha_t": float(at)}
-                                    for sid, av, at in zip(w["sample_id"], w["alpha_v"], w["alpha_t"])]
-        metrics = _write_table(metric_rows, METRICS_COLUMNS, out_dir / "metrics.csv")
-        weights = _write_table(weight_rows, WEIGHTS_COLUMNS, out_dir / "fusion_weights.csv", digits=4)
+                    weight_rows.append(weights_frame(common, result.weights))
+        writer.add(metric_rows, weight_rows)
         update(done + 1, len(cells), float("nan"))
 
-    meta["seconds"] = round(time.time() - start, 1)
-    (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+    timings["evaluate"] = round(time.time() - tick, 1)
+    tick = time.time()
     primary = {**DEFAULT_PRIMARY, **meta["primary_metric"]}
     files = write_report(out_dir, {t: primary[t] for t in tasks}, domain=in_domain)
+    timings["report"] = round(time.time() - tick, 1)
+    meta["timings_s"] = timings
+    meta["seconds"] = round(time.time() - start, 1)
+    (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+    metrics, weights = writer.tables()
     return RunResult(out_dir, metrics, weights, files, time.time() - start)
