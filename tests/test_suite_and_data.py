@@ -153,3 +153,17 @@ def test_coco_suite_stops_before_any_work(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 def test_every_dataset_is_registered() -> None:
     assert {"embedded_world", "coco_karpathy", "flickr30k_karpathy"} <= set(DATASETS.names())
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "impulse_noise", "brightness"])
+def test_runner_torch_corruption_path_matches_numpy(name: str) -> None:
+    import torch
+
+    from mafs_bench.runner.run import Cell, corrupt_images
+
+    data = create_dataset("embedded_world", size=6).load("plain")
+    cell = Cell("plain", name, 3)
+    numpy_out = corrupt_images(data, cell, seed=1, backend="numpy")
+    torch_out = corrupt_images(data, cell, seed=1, device=torch.device("cpu"), backend="torch")
+    assert torch_out.dtype == np.uint8 and torch_out.shape == numpy_out.shape
+    np.testing.assert_array_equal(torch_out, numpy_out)

@@ -38,7 +38,7 @@ Progress = Callable[[int, int, float], None]
 class EncoderTrainConfig:
     """Contrastive training of the dual encoder."""
 
-    steps: int = 360
+    steps: int = 340
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.1
@@ -55,7 +55,7 @@ class EncoderTrainConfig:
 class FusionTrainConfig:
     """ITM training of a fusion head on frozen encoder features."""
 
-    steps: int = 320
+    steps: int = 300
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.01

@@ -86,10 +86,34 @@ def plan_cells(suite: Suite, in_domain: str) -> list[Cell]:
     return cells
 
 
-def corrupt_images(data: ImageTextData, cell: Cell, seed: int) -> Any:
-    """The cell's images (a new array; the clean ones when the corruption is not visual)."""
+def use_torch_corruptions(backend: str, device: torch.device, corruption: str) -> bool:
+    """Whether an image corruption runs on the torch path (``auto``: on CUDA when supported)."""
+    if backend == "numpy":
+        return False
+    from corruptions import torch_ops
+
+    supported = corruption in torch_ops.supported()
+    if backend == "torch":
+        return supported
+    return supported and device.type == "cuda"
+
+
+def corrupt_images(data: ImageTextData, cell: Cell, seed: int, device: torch.device = torch.device("cpu"),
+                   backend: str = "auto") -> Any:
+    """The cell's images (a new array; the clean ones when the corruption is not visual).
+
+    Pointwise and blur corruptions run on ``corruptions.torch_ops`` on the run's device when
+    ``backend`` says so (same per-sample draws as the numpy engine; noise byte-identical, blurs
+    within one grey level); everything else on the numpy engine.
+    """
     if cell.modality != "image":
         return data.images
+    if isinstance(data.images, np.ndarray) and use_torch_corruptions(backend, device, cell.corruption):
+        from corruptions import torch_ops
+
+        x = torch.from_numpy(data.images).to(device).permute(0, 3, 1, 2).float() * torch.tensor(1.0 / 255.0, dtype=torch.float32)
+        out = torch_ops.apply_torch(cell.corruption, x, cell.severity, seed=seed, sample_ids=data.image_ids.tolist())
+        return torch.round(out.clamp(0, 1) * 255.0).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     if isinstance(data.images, np.ndarray):
         return corruptions.apply_batch(cell.corruption, data.images, cell.severity, seed=seed, sample_ids=data.image_ids)
     return [corruptions.apply(cell.corruption, data.images[i], cell.severity, seed=seed, sample_id=int(data.image_ids[i]))
@@ -235,7 +259,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             clean_texts[text_key] = bundle.encoder.encode_texts(data.captions)
         img_f, txt_f = clean_images[cell.domain], clean_texts[text_key]
         if cell.modality == "image":
-            img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed))
+            img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend))
         elif cell.modality in ("text", "pair"):
             txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
         encoded = EncodedCell(img_f, txt_f, data.caption_image, scale, shared=shared,

@@ -20,7 +20,7 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -110,6 +110,8 @@ class Suite(_Strict):
     corruptions: list[str] = Field(default_factory=list)
     severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
     device: str = "auto"
+    #: where image corruptions run: "auto" (torch path on CUDA for pointwise/blur ones), "numpy", "torch"
+    image_corruption_backend: Literal["auto", "numpy", "torch"] = "auto"
 
     @field_validator("models")
     @classmethod
