@@ -275,14 +275,6 @@ def shot_noise(img: np.ndarray, scale: float, rng: np.random.Generator) -> np.nd
     return shot_noise_uint8(img, scale, rng)
 
 
-@register_batch("shot_noise")
-def shot_noise_batch(imgs: np.ndarray, scale: float, rngs: list[np.random.Generator]) -> np.ndarray:
-    """Batch :func:`shot_noise` (uint8 stack; each image its own generator)."""
-    out = np.empty_like(imgs)
-    for k, r in enumerate(rngs):
-        out[k] = shot_noise_uint8(imgs[k], scale, r)
-    return out
-
 
 # --- salt and pepper, speckle -------------------------------------------------------------------
 
@@ -322,14 +314,6 @@ def impulse_noise(img: np.ndarray, amount: float, rng: np.random.Generator) -> n
     """Salt-and-pepper noise: each channel value set to 255 or 0 with probability amount/2 each (ImageNet-C); native uint8."""
     return impulse_noise_uint8(img, amount, rng)
 
-
-@register_batch("impulse_noise")
-def impulse_noise_batch(imgs: np.ndarray, amount: float, rngs: list[np.random.Generator]) -> np.ndarray:
-    """Batch :func:`impulse_noise` (uint8 stack; each image its own generator)."""
-    out = np.empty_like(imgs)
-    for k, r in enumerate(rngs):
-        out[k] = impulse_noise_uint8(imgs[k], amount, r)
-    return out
 
 
 @register_corruption(
