@@ -109,7 +109,7 @@ def apply(
     param = spec.param(severity)
     if spec.modality == "image":
         check_ids(seed, sample_id)
-        rng = LazyGenerator(seed, sample_id, name, severity)
+        rng = LazyGenerator(seed, sample_id, name, spec.draw_key(severity))
         if spec.uint8:
             rgb8, alpha = split_rgb(x)
             out8 = spec.fn(rgb8, param, rng)
@@ -122,7 +122,7 @@ def apply(
     if spec.modality == "text":
         if not isinstance(x, str):
             raise TypeError(f"text corruption {name!r} takes a str, got {type(x).__name__}")
-        return spec.fn(x, param, sample_rng(seed, sample_id, name, severity))
+        return spec.fn(x, param, sample_rng(seed, sample_id, name, spec.draw_key(severity)))
     captions = list(x)
     if not all(isinstance(c, str) for c in captions):
         raise TypeError(f"pair corruption {name!r} takes a sequence of str captions")
@@ -130,7 +130,7 @@ def apply(
     group_list = list(groups) if groups is not None else list(ids)
     if len(group_list) != len(captions):
         raise ValueError(f"groups has {len(group_list)} entries for {len(captions)} captions")
-    rngs = [sample_rng(seed, i, name, severity) for i in ids]
+    rngs = [sample_rng(seed, i, name, spec.draw_key(severity)) for i in ids]
     return spec.fn(captions, param, rngs, group_list)
 
 
@@ -157,14 +157,14 @@ def apply_batch(
         raise ValueError(f"sample_ids has {len(ids)} entries for a batch of {n}")
     if spec.modality == "pair":
         group_list = list(groups) if groups is not None else ids
-        rngs = [sample_rng(seed, i, name, severity) for i in ids]
+        rngs = [sample_rng(seed, i, name, spec.draw_key(severity)) for i in ids]
         return spec.fn(list(xs), spec.param(severity), rngs, group_list)
     if spec.modality == "image" and spec.batch_fn is not None and isinstance(xs, np.ndarray) and xs.ndim == 4 and xs.shape[3] == 3:
         if xs.dtype != np.uint8:
             raise TypeError(f"image corruptions take uint8 arrays, got dtype {xs.dtype}")
         for i in ids:
             check_ids(seed, i)
-        rngs = [LazyGenerator(seed, i, name, severity) for i in ids]
+        rngs = [LazyGenerator(seed, i, name, spec.draw_key(severity)) for i in ids]
         if spec.uint8:
             out8 = spec.batch_fn(np.ascontiguousarray(xs), spec.param(severity), rngs)
             _check_image_output(name, out8, xs.shape, np.uint8)

@@ -29,6 +29,7 @@ equal the input's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -60,6 +61,14 @@ class Corruption:
         reference: where the severity table comes from.
         uint8: image corruptions only: ``fn`` (and ``batch_fn``) take and return uint8 RGB
             instead of float32 in [0, 1] (see the module docstring).
+        shared_draws: the sample's random draws are the same at every severity (its generator
+            is derived with severity 0): severity changes only the strength, never the draw
+            (common random numbers), so one sample's degradation grows with severity instead of
+            jumping between draws. For corruptions whose draws are few and decisive (which frost
+            texture, which fog field).
+        reference_severities: the reference's own table, given only where ``severities``
+            deliberately departs from it (the registering module's docstring says why);
+            None when ``severities`` is the reference's table (or there is no reference).
     """
 
     name: str
@@ -72,6 +81,8 @@ class Corruption:
     reference: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     uint8: bool = False
+    reference_severities: tuple[Any, ...] | None = None
+    shared_draws: bool = False
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -83,6 +94,21 @@ class Corruption:
                 f"corruption {self.name!r}: severity table needs exactly {len(SEVERITIES)} entries, "
                 f"got {len(self.severities)}"
             )
+        if self.reference_severities is not None and len(self.reference_severities) != len(SEVERITIES):
+            raise ValueError(
+                f"corruption {self.name!r}: reference_severities needs exactly {len(SEVERITIES)} entries, "
+                f"got {len(self.reference_severities)}"
+            )
+
+    def draw_key(self, severity: int) -> int:
+        """The severity the sample generator is derived with: ``severity``, or 0 with ``shared_draws``."""
+        return 0 if self.shared_draws else int(severity)
+
+    def departures(self) -> tuple[int, ...]:
+        """Severities (1..5) whose parameters differ from the reference's table; () if none."""
+        if self.reference_severities is None:
+            return ()
+        return tuple(s for s, ours, ref in zip(SEVERITIES, self.severities, self.reference_severities) if ours != ref)
 
     def param(self, severity: int) -> Any:
         """The parameter entry for ``severity`` (1..5)."""
@@ -101,12 +127,17 @@ def register_corruption(
     param_names: Sequence[str] = (),
     reference: str = "",
     uint8: bool = False,
+    reference_severities: Sequence[Any] | None = None,
+    shared_draws: bool = False,
     **extra: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers ``fn`` as the corruption ``name`` with its severity table.
 
     ``uint8=True`` (image corruptions only) registers a native-uint8 function: it gets the
     uint8 HxWx3 RGB image itself and returns uint8 (see the module docstring).
+    ``reference_severities`` is the reference's table where ``severities`` departs from it on
+    purpose, kept beside ours so the difference is data a reader (and ``corruptions list``) can see.
+    ``shared_draws=True``: the same draws at every severity (see :class:`Corruption`).
 
     Example:
         >>> @register_corruption("my_noise", modality="image", family="noise",
@@ -132,6 +163,8 @@ def register_corruption(
                 reference=reference,
                 extra=dict(extra),
                 uint8=bool(uint8),
+                reference_severities=None if reference_severities is None else tuple(reference_severities),
+                shared_draws=bool(shared_draws),
             ),
         )
         return fn
@@ -186,8 +219,33 @@ class LazyGenerator:
             gen = self._gen = sample_rng(*self._args)
         return gen
 
+    def stratum(self, n: int) -> int:
+        """An index in 0..n-1 dealt by sample id: ``(sample_id + offset) % n``, no draw.
+
+        Over any ``n`` consecutive sample ids each index comes up exactly once (stratified
+        sampling); ``offset`` comes from (seed, corruption), so seeds deal differently.
+        """
+        seed, sample_id, corruption, _ = self._args
+        return (sample_id + _stratum_offset(seed, corruption, n)) % n
+
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.generator, attr)
+
+
+@functools.lru_cache(maxsize=256)
+def _stratum_offset(seed: int, corruption: str, n: int) -> int:
+    """Where (seed, corruption)'s deal of ``n`` strata starts."""
+    from .rng import sample_rng
+
+    return int(sample_rng(seed, 0, corruption + "/stratum", 0).integers(n))
+
+
+def stratified_choice(rng: "LazyGenerator | np.random.Generator", n: int) -> int:
+    """One of ``n`` options for a sample: dealt by sample id (:meth:`LazyGenerator.stratum`) when
+    the engine's lazy generator is given, else drawn from ``rng`` (a plain generator, in tests)."""
+    if isinstance(rng, LazyGenerator):
+        return rng.stratum(n)
+    return int(rng.integers(n))
 
 
 def check_ids(seed: int, sample_id: int) -> None:

@@ -12,7 +12,7 @@ result is clamped to [0, 1], on the same device and dtype.
 Randomness and equality with the numpy path (``corruptions.apply``):
 
 * Every random draw comes from the same per-sample numpy generator
-  ``sample_rng(seed, sample_id, name, severity)`` and in the same order as the numpy function,
+  ``sample_rng(seed, sample_id, name, severity)`` (severity 0 for a ``shared_draws`` corruption) and in the same order as the numpy function,
   then the draws (noise fields, uniforms, the motion-blur angle) are moved to the device. So
   the noise is the *same* noise, not just the same distribution.
 * Pointwise corruptions (gaussian, shot, impulse and speckle noise, brightness, contrast,
@@ -87,7 +87,7 @@ def apply_torch(
     ids = list(range(n)) if sample_ids is None else [int(i) for i in sample_ids]
     if len(ids) != n:
         raise ValueError(f"sample_ids has {len(ids)} entries for a batch of {n}")
-    rngs = [sample_rng(seed, i, name, severity) for i in ids]
+    rngs = [sample_rng(seed, i, name, get(name).draw_key(severity)) for i in ids]
     x = images.to(torch.float32)
     gray = x.shape[1] == 1
     if gray:
