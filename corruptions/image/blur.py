@@ -30,6 +30,25 @@ Implementation notes (where we differ from the reference code, not from its outp
   (``x[h, w] = x[h', w']``) applied in sequence; pulls chain through pixels visited earlier. We
   reproduce exactly that process, draw for draw, by resolving all chains at once (pointer
   jumping), which is ~300x faster than the reference's per-pixel Python loop.
+
+Departures from the reference's severity tables (``reference_severities`` in the registry holds
+the reference's own): the issue asks for the reference's degradation (mean SSIM against the clean
+photo within 0.05 of imagecorruptions') *and* a degradation that grows with severity, but with
+its own tables the reference's mean SSIM does not fall at every step. We keep its parameters
+everywhere else and move the fewest cells, each by well under the 0.05 band. Numbers are
+``benchmarks/imagenet_c_ssim.py``'s mean SSIM, ours (reference), on its 6 scikit-image photos;
+then on its 18 held-out photos (``--photos heldout``):
+
+* ``zoom_blur``: severity 3 (zoom up to 1.20) spreads its range over 11 layers where severity 2
+  (up to 1.15) has 16; coarse layers leave ghost copies rather than blur, and the reference's
+  SSIM *rises* from 2 to 3 and barely falls from 4 to 5 (held-out). Same zoom ranges, but 13
+  layers at severities 3 and 5. Severities 2-5: .584 .567 .559 .544 (.584 .589 .559 .556);
+  held-out .651 .634 .626 .613 (.651 .652 .626 .623).
+* ``glass_blur``: severity 3 makes 3 shuffle passes of +-2 px, severity 4 two of +-3 px, and the
+  reference's SSIM rises from 3 to 4. Fractional passes (the last pass pulls at only that share
+  of the pixels; whole passes draw exactly what the reference draws) give 2.75, 2.5 and 2.25
+  passes at severities 3-5: .579 .540 .514 (.556 .566 .521); held-out .625 .598 .582 (.608 .612
+  .587).
 """
 
 from __future__ import annotations
@@ -276,14 +295,24 @@ def motion_blur(img: np.ndarray, param: tuple[int, float], rng: np.random.Genera
     return motion(img, radius, sigma, rng.uniform(-45.0, 45.0))
 
 
+def zoom_factors(largest: float, count: int) -> tuple[float, ...]:
+    """``count`` zoom factors evenly spaced from 1 to ``largest``, as plain floats (4 decimals)."""
+    return tuple(round(float(z), 4) for z in np.linspace(1.0, largest, count))
+
+
+# (largest zoom, number of layers) per severity. The reference's np.arange(1, 1.11, .01),
+# arange(1, 1.16, .01), arange(1, 1.21, .02), arange(1, 1.26, .02), arange(1, 1.31, .03): float
+# rounding makes the first end at 1.11 (12 factors), in the reference too.
+ZOOM_BLUR_REFERENCE = ((1.11, 12), (1.15, 16), (1.20, 11), (1.24, 13), (1.30, 11))
+# Ours: the same zoom range at every severity; severities 3 and 5 spread it over 13 layers instead
+# of 11 (see the module docstring, "Departures").
+ZOOM_BLUR_LAYERS = ((1.11, 12), (1.15, 16), (1.20, 13), (1.24, 13), (1.30, 13))
+
+
 @register_corruption(
     "zoom_blur", modality="image", family="blur",
-    # The reference's np.arange(1, 1.11, .01) etc., as plain floats; float rounding makes the first
-    # one end at 1.11 (12 factors), in the reference too.
-    severities=tuple(
-        tuple(round(float(z), 2) for z in np.arange(1, stop, step))
-        for stop, step in ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03))
-    ),
+    severities=tuple(zoom_factors(top, n) for top, n in ZOOM_BLUR_LAYERS),
+    reference_severities=tuple(zoom_factors(top, n) for top, n in ZOOM_BLUR_REFERENCE),
     param_names=("zoom_factors",), reference=IMAGENET_C,
 )
 def zoom_blur(img: np.ndarray, factors: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
@@ -294,8 +323,12 @@ def zoom_blur(img: np.ndarray, factors: tuple[float, ...], rng: np.random.Genera
     return out * np.float32(1.0 / (len(factors) + 1))
 
 
-def _glass_sources(h: int, w: int, delta: int, rng: np.random.Generator) -> np.ndarray:
+def _glass_sources(h: int, w: int, delta: int, rng: np.random.Generator, share: float = 1.0) -> np.ndarray:
     """Flat source index of every pixel after one pass of the reference's local shuffle.
+
+    ``share`` < 1 makes a partial pass: after the offsets, one uniform draw per visit decides
+    whether it pulls (probability ``share``); the visits that do not pull keep their pixel. A full
+    pass (``share`` = 1) draws exactly what the reference draws.
 
     The reference visits (h, w) from the bottom-right, row by row, and executes
     ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on numpy rows. Because ``x[h, w]`` is a view, the
@@ -310,6 +343,9 @@ def _glass_sources(h: int, w: int, delta: int, rng: np.random.Generator) -> np.n
     ws = np.arange(w - delta, delta, -1)
     pos = (hs[:, None] * w + ws[None, :]).ravel()  # visiting order
     d = rng.integers(-delta, delta, size=(pos.size, 2))
+    if share < 1.0:  # a partial pass: only this share of the visits pull, the rest keep their pixel
+        pulls = rng.random(pos.size) < share
+        pos, d = pos[pulls], d[pulls]
     src_of_pos = pos + d[:, 1] * w + d[:, 0]
     visited = np.zeros(n, dtype=bool)
     visited[pos] = True
@@ -329,15 +365,25 @@ def _glass_sources(h: int, w: int, delta: int, rng: np.random.Generator) -> np.n
 
 @register_corruption(
     "glass_blur", modality="image", family="blur",
-    severities=((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
+    severities=((0.7, 1, 2), (0.9, 2, 1), (1, 2, 2.75), (1.1, 3, 2.5), (1.5, 4, 2.25)),
+    reference_severities=((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
     param_names=("sigma", "max_delta", "iterations"), reference=IMAGENET_C, uint8=True,
 )
-def glass_blur(img: np.ndarray, param: tuple[float, int, int], rng: np.random.Generator) -> np.ndarray:
-    """Frosted glass: Gaussian blur, local random pixel displacement, Gaussian blur (ImageNet-C glass_blur); native uint8."""
+def glass_blur(img: np.ndarray, param: tuple[float, int, float], rng: np.random.Generator) -> np.ndarray:
+    """Frosted glass: Gaussian blur, local random pixel displacement, Gaussian blur (ImageNet-C glass_blur); native uint8.
+
+    ``iterations`` may be fractional: 2.5 is two full shuffle passes and a third in which each
+    visit pulls with probability 0.5 (see the module docstring, "Departures").
+    """
     sigma, delta, iterations = param
+    if iterations < 0:
+        raise ValueError(f"glass_blur: iterations must be >= 0, got {iterations!r}")
     h, w = img.shape[:2]
     # The reference quantises the first blur to uint8 (truncating) before shuffling.
     x8 = gaussian(img.astype(np.float32), sigma).astype(np.uint8).reshape(h * w, 3)  # in 0..255: no clip needed
-    for _ in range(iterations):
+    full, share = int(iterations), float(iterations) - int(iterations)
+    for _ in range(full):
         x8 = x8[_glass_sources(h, w, delta, rng)]
+    if share > 0:
+        x8 = x8[_glass_sources(h, w, delta, rng, share)]
     return cv2.convertScaleAbs(gaussian(x8.reshape(h, w, 3).astype(np.float32), sigma))
