@@ -87,6 +87,11 @@ def test_corruptions_list_and_preview(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["corruptions", "list", "--modality", "pair"])
     assert result.exit_code == 0 and "caption_shuffle" in result.output
+    result = runner.invoke(app, ["corruptions", "list", "--modality", "image"])
+    assert result.exit_code == 0 and "glass_blur" in result.output
+    # Departures from the reference's tables are marked and the reference's values given.
+    assert "* snow: departs from the reference's table" in result.output and "s2 (0.2, 0.3, 2, 0.5, 12, 4, 0.7)" in result.output
+    assert "* gaussian_noise" not in result.output
     import numpy as np
     from PIL import Image
 

@@ -18,7 +18,7 @@ def _fmt(param: object) -> str:
     if isinstance(param, float):
         return f"{param:g}"
     if isinstance(param, (tuple, list)):
-        if len(param) > 4 and all(isinstance(p, (int, float)) for p in param):
+        if len(param) > 8 and all(isinstance(p, (int, float)) for p in param):  # e.g. zoom factor lists
             return f"{_fmt(param[0])}..{_fmt(param[-1])} ({len(param)})"
         return "(" + ", ".join(_fmt(p) for p in param) + ")"
     return str(param)
@@ -34,10 +34,18 @@ def list_corruptions(modality: str | None = typer.Option(None, help="Only 'image
     table = Table(title=f"{len(names)} corruptions")
     for col in ("name", "modality", "family", "parameter", *(f"s{s}" for s in corruptions.SEVERITIES)):
         table.add_column(col, no_wrap=col == "name", overflow="fold")
+    departing = []
     for name in names:
         c = corruptions.get(name)
-        table.add_row(name, c.modality, c.family, ", ".join(c.param_names), *(_fmt(p) for p in c.severities))
+        cells = [_fmt(p) + ("*" if s in c.departures() else "") for s, p in zip(corruptions.SEVERITIES, c.severities)]
+        table.add_row(name, c.modality, c.family, ", ".join(c.param_names), *cells)
+        if c.departures():
+            departing.append(c)
     console.print(table)
+    for c in departing:
+        refs = ", ".join(f"s{s} {_fmt(c.reference_severities[s - 1])}" for s in c.departures())
+        console.print(f"* {c.name}: departs from the reference's table where the reference's degradation does not "
+                      f"grow with severity; the reference has {refs} (why: {c.fn.__module__} docstring)", soft_wrap=True)
 
 
 def image_gallery(img: np.ndarray, names: list[str], seed: int) -> "object":
