@@ -118,14 +118,15 @@ def test_blip_adds_itc_to_albef_score() -> None:
     assert albef.network == blip.network
 
 
-def _train_data() -> FusionTrainData:
-    img, txt = _features(n=32, per=2)
-    owner = torch.arange(32).repeat_interleave(2)
+def _train_data(n: int = 32, dim: int = 16) -> FusionTrainData:
+    img, txt = _features(n=n, per=2, width=dim)
+    owner = torch.arange(n).repeat_interleave(2)
     # make captions informative: text tokens carry their image's mean token
     txt.tokens = txt.tokens * 0.1 + img.tokens.mean(1)[owner, None, :]
     txt.emb = torch.nn.functional.normalize(img.emb[owner] + 0.1 * txt.emb, dim=-1)
-    return FusionTrainData([img, img], [txt, txt], owner, [torch.nonzero(owner == i).flatten() for i in range(32)],
-                           [torch.rand(32)] * 2, [torch.rand(64)] * 2, 10.0)
+    g = torch.Generator().manual_seed(1)
+    return FusionTrainData([img, img], [txt, txt], owner, [torch.nonzero(owner == i).flatten() for i in range(n)],
+                           [torch.rand(n, generator=g)] * 2, [torch.rand(2 * n, generator=g)] * 2, 10.0)
 
 
 @pytest.mark.parametrize("name", ["mafs", "albef"])
@@ -148,3 +149,22 @@ def test_albef_text_layer_at_end_equals_full_layer() -> None:
         full = end_token(albef.text_layer(txt.tokens, src_key_padding_mask=~txt.mask), txt.mask)
         fast = albef.text_layer_at_end(txt)
     assert torch.allclose(full, fast, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mafs", "albef"])
+def test_fusion_training_is_bit_reproducible(name: str) -> None:
+    """Two trainings from the same seed give the same bits (several threads, as in a real run)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(2, threads))
+    try:
+        states = []
+        for _ in range(2):
+            torch.manual_seed(0)
+            method = create_fusion(name, 64, 64, width=64, heads=4)
+            train_fusion(method, _train_data(dim=64, n=128), FusionTrainConfig(steps=15, batch_size=64, warmup=2))
+            states.append(method.state_dict())
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.are_deterministic_algorithms_enabled() is False  # the setting is restored afterwards
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
