@@ -3,6 +3,10 @@
 Every random choice in the engine comes from ``sample_rng(seed, sample_id, corruption, severity)``:
 the same four values give the same stream in any process, in any order and with any number of
 workers. ``hashlib`` (not Python's salted ``hash``) turns the corruption name into integers.
+Two documented variations (see :class:`corruptions.base.Corruption`): a ``shared_draws``
+corruption (fog, frost) derives its stream with severity 0, so a sample gets the same draws at
+every severity; a choice made by :func:`corruptions.base.stratified_choice` (frost's texture) is
+dealt from (seed, corruption, sample id) instead of drawn.
 """
 
 from __future__ import annotations
