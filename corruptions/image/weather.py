@@ -19,9 +19,9 @@ Deviations, all documented where they happen:
   texture scaled by 1.1 (more if the image is larger than it), random crop, weighted sum.
 * fog and frost draw the same random choices at every severity of a sample (``shared_draws``:
   the same frost texture and crop, the same fog field, flip and offset). The reference draws
-  afresh per severity; its few, decisive draws (which of 6 frost photos) move one image's SSIM
-  by more than a severity step does, so its mean SSIM over a handful of photos can rise from one
-  severity to the next (frost 3 -> 4, fog 3 -> 4 on the scikit-image photos). With shared draws
+  afresh per severity; its few, decisive draws (which frost photo: it draws from 5 of the 6 it
+  ships) move one image's SSIM by more than a severity step does, so its mean SSIM over a
+  handful of photos can rise from one severity to the next (frost 3 -> 4, fog 3 -> 4 on the scikit-image photos). With shared draws
   each sample's degradation grows with severity; the mean over many samples is unchanged.
 * frost's texture is dealt by sample id rather than drawn (:func:`corruptions.base.stratified_choice`):
   over any 5 consecutive sample ids each texture is used once. Which texture a photo gets moves
