@@ -4,15 +4,17 @@ For each registered text corruption and severity 1..5, corrupts a fixed set of C
 synthetic-world captions (none of them used by the tests) under several seeds and prints the
 mean share of changed words, ``corruptions.text.common.changed_word_share`` (difflib alignment
 of the word lists; inserted words count relative to the original length). The target is about
-``0.05 * severity``; the acceptance band at severity 5 is [0.15, 0.45] (missing_text, the total
-loss case, is 1.0 by design; qmf_text_mask follows QMF's protocol, see corruptions/qmf.py).
+``0.05 * severity``; the acceptance band at severity 5 is [0.15, 0.45] (missing_text drops whole
+captions with probability 0.05 * severity, so its mean share follows the same rule; qmf_text_mask
+follows QMF's protocol, see corruptions/qmf.py).
 
 Usage::
 
     python benchmarks/text_word_share.py [--seeds 20] [--long]
 
 ``--long`` adds a 2000-word caption column at severity 5, showing that nothing caps the share
-(qmf_text_mask leaves half of the captions untouched, so on one caption it is 0 or about 1).
+(missing_text drops a caption whole and qmf_text_mask leaves half of the captions untouched, so
+on one caption theirs is 0 or about 1).
 """
 
 from __future__ import annotations
