@@ -7,7 +7,10 @@
 * ``missing_image``: the whole image replaced by a constant image of the ImageNet mean colour
   (RGB .485, .456, .406), the usual "no image" input for a model normalised with ImageNet
   statistics. It is the same at every severity (a missing image cannot be more missing); the
-  five-entry table just repeats the fill colour.
+  five-entry table just repeats the fill colour. Its text counterpart differs on purpose:
+  ``missing_text`` drops whole captions at a rate of 0.05 x severity, because every text
+  corruption follows the MMRobustness share rule (see :mod:`corruptions.text.missing`); no such
+  rule exists for images, and the issue defines ``missing_image`` as the replaced image.
 """
 
 from __future__ import annotations
