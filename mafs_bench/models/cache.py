@@ -1,10 +1,19 @@
 """The user cache for trained weights, keyed by a hash of everything that determines them.
 
 Location: ``$MAFS_BENCH_CACHE`` if set, else ``$XDG_CACHE_HOME/mafs-bench``, else
-``~/.cache/mafs-bench``. A key is the SHA-256 of the canonical JSON of the config that produced
-the weights (architecture, training recipe, data recipe, seed, and a format version), so any
-change gives a new entry and a repeated run reuses the old one. Writes are atomic (temporary
-file + rename): a run killed mid-write never leaves a half file that a later run would load.
+``~/.cache/mafs-bench``. An entry is ``weights/<kind>/<key>.safetensors`` (the tensors, with the
+recipe in the header's metadata) and ``<key>.json`` beside it (the same recipe, for people).
+
+The key is the SHA-256 of the canonical JSON of the config that produced the weights
+(architecture, training recipe, data recipe, seed) and the cache format, so any change gives a
+new entry and a repeated run reuses the old one.
+
+Nothing in the cache is unpickled: the folder is user-writable, and ``torch.load`` of a pickle
+runs whatever code the file names. A file that is not valid safetensors, or whose stored recipe
+is not the one asked for, is treated as absent, with a :class:`CacheWarning` naming it; the
+caller then trains and overwrites it. ``.pt`` files from earlier versions are never read.
+Writes are atomic (temporary file + rename): a run killed mid-write never leaves a half file
+that a later run would load.
 """
 
 from __future__ import annotations
@@ -12,12 +21,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import warnings
+from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-CACHE_FORMAT = 1
+#: Bumped when the layout of an entry changes; part of every key. 1: pickled ``.pt`` files.
+CACHE_FORMAT = 2
+
+#: Key of the recipe in the safetensors header metadata.
+_RECIPE_KEY = "mafs_bench.recipe"
+
+
+class CacheWarning(UserWarning):
+    """A cached file was ignored (unreadable, or not the weights asked for); it will be retrained."""
 
 
 def cache_root() -> Path:
@@ -30,31 +53,123 @@ def cache_root() -> Path:
 
 
 def config_key(config: dict[str, Any]) -> str:
-    """Stable 16-hex-digit key of a JSON-serialisable config."""
-    blob = json.dumps({"format": CACHE_FORMAT, **config}, sort_keys=True, separators=(",", ":"), default=str)
+    """Stable 16-hex-digit key of a JSON-serialisable config (key order does not matter)."""
+    blob = _canonical({"format": CACHE_FORMAT, "config": config})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def weights_path(kind: str, config: dict[str, Any]) -> Path:
-    """Where the weights of ``kind`` trained with ``config`` live."""
-    return cache_root() / "weights" / kind / f"{config_key(config)}.pt"
+    """Where the weights of ``kind`` trained with ``config`` live (a ``.safetensors`` file)."""
+    return cache_root() / "weights" / kind / f"{config_key(config)}.safetensors"
+
+
+def recipe_path(kind: str, config: dict[str, Any]) -> Path:
+    """The JSON beside :func:`weights_path`: kind, key, config, meta, library versions."""
+    return weights_path(kind, config).with_suffix(".json")
 
 
 def load_weights(kind: str, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The cached checkpoint dict (``state_dict``, ``config``, ``meta``), or None if absent."""
+    """The cached checkpoint of ``kind`` trained with ``config``, or None if there is none usable.
+
+    Returns:
+        ``{"state_dict": {name: CPU tensor}, "config": dict, "meta": dict}``; the tensors are as
+        saved (dtype, shape) and go straight into ``module.load_state_dict``. ``config`` and
+        ``meta`` come back through JSON (tuples as lists, other non-JSON values as strings).
+        None when the file is absent, or is not valid safetensors, or its stored recipe differs
+        from the one asked for (kind, config, format); the last two also emit a
+        :class:`CacheWarning` naming the file. Nothing is unpickled.
+    """
     path = weights_path(kind, config)
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            recipe = json.loads((f.metadata() or {})[_RECIPE_KEY])
+            problem = _recipe_mismatch(recipe, kind, config)
+            if problem:
+                _ignore(path, problem)
+                return None
+            state_dict = {name: f.get_tensor(name) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
+        _ignore(path, f"not a readable safetensors weights file ({type(err).__name__}: {err})")
+        return None
+    return {"state_dict": state_dict, "config": recipe["config"], "meta": recipe["meta"]}
 
 
 def save_weights(kind: str, config: dict[str, Any], state_dict: dict[str, Any], meta: dict[str, Any]) -> Path:
-    """Atomically store a checkpoint; returns its path."""
+    """Atomically store ``state_dict`` trained with ``config``; returns the ``.safetensors`` path.
+
+    Args:
+        kind: entry family (``"encoder"``, ``"fusion"``).
+        config: what determined the weights (the key's input); JSON-serialisable.
+        state_dict: name -> tensor, any device, dtype and layout; stored as contiguous CPU copies,
+            so tied (shared) tensors are stored once per name.
+        meta: facts about the training (losses, seconds); JSON-serialisable.
+
+    Raises:
+        TypeError: a ``state_dict`` value is not a tensor.
+    """
     path = weights_path(kind, config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"state_dict": state_dict, "config": config, "meta": meta}, tmp)
-    json_path = path.with_suffix(".json")
-    json_path.write_text(json.dumps({"config": config, "meta": meta}, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    tensors = _plain_tensors(state_dict)
+    recipe = {"format": CACHE_FORMAT, "kind": kind, "key": path.stem, "config": config, "meta": meta, "versions": _library_versions()}
+    header = json.dumps(recipe, sort_keys=True, default=str)
+    text = json.dumps(json.loads(header), indent=2, sort_keys=True)
+    # the JSON first: a weights file present means its entry is complete
+    _atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={_RECIPE_KEY: header}))
     return path
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _recipe_mismatch(recipe: Any, kind: str, config: dict[str, Any]) -> str | None:
+    """Why a stored recipe is not the one asked for, or None when it is."""
+    if not isinstance(recipe, dict):
+        return "its recipe metadata is not a JSON object"
+    wanted = {"format": CACHE_FORMAT, "kind": kind}
+    for field, value in wanted.items():
+        if recipe.get(field) != value:
+            return f"stored {field} {recipe.get(field)!r} is not the current {value!r}"
+    if _canonical(recipe.get("config")) != _canonical(config):
+        return "its stored config is not the requested one"
+    if not isinstance(recipe.get("meta"), dict):
+        return "its recipe metadata has no meta"
+    return None
+
+
+def _ignore(path: Path, reason: str) -> None:
+    warnings.warn(f"ignoring cached weights {path}: {reason}; they will be trained again", CacheWarning, stacklevel=3)
+
+
+def _plain_tensors(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies that share no memory (safetensors refuses views and tied tensors)."""
+    out = {}
+    for name, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"state_dict[{name!r}] is a {type(value).__name__}, not a tensor; the weights cache stores tensors only")
+        out[name] = value.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+    return out
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    # a name unique to this process and call; created by ``write`` with the usual permissions
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _library_versions() -> dict[str, str]:
+    """Versions of the libraries that run training, recorded (not keyed) for provenance."""
+    versions = {}
+    for dist in ("torch", "open_clip_torch", "numpy", "safetensors"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "absent"
+    return versions
