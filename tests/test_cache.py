@@ -1,4 +1,4 @@
-"""Weights cache: files are safetensors checked against the recipe asked for; nothing is unpickled."""
+"""Weights cache: keys follow the training code, files are safetensors, nothing is unpickled."""
 
 from __future__ import annotations
 
@@ -17,8 +17,92 @@ CFG = {"a": 1, "b": [1, 2]}
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MAFS_BENCH_CACHE", str(tmp_path / "cache"))
+    cache.code_version.cache_clear()
+    yield
+    cache.code_version.cache_clear()
+
+
+def _use_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Copy the installed packages to ``tmp_path/src`` and make the cache hash the copy."""
+    root = tmp_path / "src"
+    for package in ("mafs_bench", "corruptions"):
+        shutil.copytree(cache._package_dir(package), root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "_package_dir", lambda package: root / package)
+    cache.code_version.cache_clear()
+    return root
+
+
+@pytest.fixture
+def source_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the installed packages that the cache hashes instead of the real ones."""
+    return _use_copy(tmp_path, monkeypatch)
+
+
+def _edit(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit of one byte
+    path.write_bytes(bytes(data))
+
+
+def test_every_code_source_pattern_matches_a_file() -> None:
+    for pattern in cache.CODE_SOURCES:
+        assert cache.source_files([pattern]), f"CODE_SOURCES entry {pattern!r} matches nothing: renamed?"
+
+
+def test_modules_that_training_imports_are_covered() -> None:
+    import sys
+
+    import mafs_bench.models.backends.embedded  # noqa: F401
+    import mafs_bench.models.training  # noqa: F401
+
+    covered = {path.resolve() for _, path in cache.source_files()}
+    prefixes = ("corruptions", "mafs_bench.models.fusion", "mafs_bench.models.training", "mafs_bench.models.encoder",
+                "mafs_bench.models.tokenizer", "mafs_bench.data.world")
+    loaded = [m for name, m in sys.modules.items() if name.startswith(prefixes) and getattr(m, "__file__", None)]
+    assert len(loaded) > 10
+    for module in loaded:
+        assert Path(module.__file__).resolve() in covered, f"{module.__name__} trains weights but is not in CODE_SOURCES"
+
+
+def test_code_version_does_not_depend_on_install_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = cache.code_version()
+    root = _use_copy(tmp_path, monkeypatch)
+    assert all(path.is_relative_to(root) for _, path in cache.source_files())
+    assert cache.code_version() == installed
+
+
+@pytest.mark.parametrize("covered", [
+    "mafs_bench/models/training.py",
+    "mafs_bench/models/fusion/mafs.py",
+    "mafs_bench/models/configs/mafs-tiny-vit.json",
+    "mafs_bench/models/backends/embedded.py",
+    "mafs_bench/data/world.py",
+    "corruptions/image/noise.py",
+])
+def test_one_byte_of_a_covered_source_changes_the_key(source_copy: Path, covered: str) -> None:
+    before = cache.config_key(CFG)
+    _edit(source_copy / covered)
+    cache.code_version.cache_clear()
+    assert cache.config_key(CFG) != before
+
+
+def test_unrelated_files_and_line_endings_leave_the_key(source_copy: Path) -> None:
+    before = cache.config_key(CFG)
+    _edit(source_copy / "mafs_bench/reporting/report.py")
+    _edit(source_copy / "mafs_bench/data/coco.py")
+    (source_copy / "mafs_bench/models/notes.txt").write_text("not a source")
+    training = source_copy / "mafs_bench/models/training.py"
+    training.write_bytes(training.read_bytes().replace(b"\n", b"\r\n"))  # a Windows checkout
+    cache.code_version.cache_clear()
+    assert cache.config_key(CFG) == before
+
+
+def test_code_version_is_computed_once_per_process(source_copy: Path) -> None:
+    first = cache.code_version()
+    _edit(source_copy / "mafs_bench/models/training.py")
+    assert cache.code_version() == first  # the running process trains with the code it imported
 
 
 class _Tied(torch.nn.Module):
@@ -47,7 +131,7 @@ def test_round_trip_of_a_module_with_tied_views_and_dtypes(tmp_path: Path) -> No
         assert torch.equal(target.state_dict()[name], tensor) and target.state_dict()[name].dtype == tensor.dtype, name
     assert target.head.weight is target.embed.weight
     recipe = cache.recipe_path("fusion", CFG).read_text()
-    assert '"kind": "fusion"' in recipe and '"torch"' in recipe
+    assert cache.code_version() in recipe and '"kind": "fusion"' in recipe and '"torch"' in recipe
 
 
 def test_non_tensor_state_is_refused() -> None:

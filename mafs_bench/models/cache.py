@@ -5,8 +5,10 @@ Location: ``$MAFS_BENCH_CACHE`` if set, else ``$XDG_CACHE_HOME/mafs-bench``, els
 recipe in the header's metadata) and ``<key>.json`` beside it (the same recipe, for people).
 
 The key is the SHA-256 of the canonical JSON of the config that produced the weights
-(architecture, training recipe, data recipe, seed) and the cache format, so any change gives a
-new entry and a repeated run reuses the old one.
+(architecture, training recipe, data recipe, seed), the cache format and :func:`code_version`,
+a hash of the source files that train the weights (:data:`CODE_SOURCES`). So an edit to the
+training code, a fusion module or the data generator gives a new key and the weights are
+trained again, instead of weights from the old code being reused under the new code.
 
 Nothing in the cache is unpickled: the folder is user-writable, and ``torch.load`` of a pickle
 runs whatever code the file names. A file that is not valid safetensors, or whose stored recipe
@@ -19,11 +21,13 @@ that a later run would load.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import secrets
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,26 @@ from safetensors.torch import save_file
 
 #: Bumped when the layout of an entry changes; part of every key. 1: pickled ``.pt`` files.
 CACHE_FORMAT = 2
+
+#: Source files whose bytes determine trained weights, as globs ``"<top-level package>/<pattern>"``
+#: resolved in each package's installed folder. Their hash (:func:`code_version`) is part of
+#: every key, so editing any of them retrains. A module that training starts to read belongs here.
+CODE_SOURCES: tuple[str, ...] = (
+    "mafs_bench/models/training.py",  # training loops, losses, augmentation draws
+    "mafs_bench/models/encoder.py",  # dual encoder architecture, image preprocessing
+    "mafs_bench/models/tokenizer.py",
+    "mafs_bench/models/fusion/*.py",  # fusion networks and their initialisation
+    "mafs_bench/models/configs/*.json",  # bundled encoder architectures
+    "mafs_bench/models/backends/embedded.py",  # which data, seeds and options reach training
+    "mafs_bench/data/world.py",  # the generator of the training images and captions
+    "mafs_bench/data/embedded.py",  # training_data() / vocabulary() over the world
+    "mafs_bench/tasks/retrieval.py",  # normalised_entropy: the MA-AFS cue that fusion training computes
+    "corruptions/**/*.py",  # training augmentation (training.corrupt_views)
+    "corruptions/**/*.json.gz",  # corruption data read by that augmentation (WordNet synonyms)
+)
+
+#: Suffixes hashed as text, with CRLF line endings read as LF (a Windows checkout hashes alike).
+_TEXT_SUFFIXES = frozenset({".py", ".json", ".txt", ".yaml"})
 
 #: Key of the recipe in the safetensors header metadata.
 _RECIPE_KEY = "mafs_bench.recipe"
@@ -52,9 +76,56 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "mafs-bench"
 
 
+def _package_dir(package: str) -> Path:
+    """The folder of the installed top-level ``package`` (not imported)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"cache: package {package!r} of CODE_SOURCES is not installed as a folder")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def source_files(patterns: Iterable[str] = CODE_SOURCES) -> list[tuple[str, Path]]:
+    """The files ``patterns`` match, as sorted ``(relative posix path, absolute path)`` pairs.
+
+    The relative path starts with the package name (``"mafs_bench/models/training.py"``), so it
+    does not depend on where the package is installed.
+    """
+    found: dict[str, Path] = {}
+    for pattern in patterns:
+        package, _, rest = pattern.partition("/")
+        base = _package_dir(package)
+        for path in base.glob(rest):
+            if path.is_file() and "__pycache__" not in path.parts:
+                found[f"{package}/{path.relative_to(base).as_posix()}"] = path
+    return sorted(found.items())
+
+
+def hash_sources(patterns: Iterable[str] = CODE_SOURCES) -> str:
+    """16-hex-digit SHA-256 over the files ``patterns`` match: path and bytes of each, by path.
+
+    Text files (``.py``, ``.json``, ...) are hashed with CRLF read as LF; others byte for byte.
+    """
+    digest = hashlib.sha256()
+    for rel, path in source_files(patterns):
+        data = path.read_bytes()
+        if path.suffix in _TEXT_SUFFIXES:
+            data = data.replace(b"\r\n", b"\n")
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the code that trains the weights (:data:`CODE_SOURCES`), computed once per process."""
+    return hash_sources(CODE_SOURCES)
+
+
 def config_key(config: dict[str, Any]) -> str:
-    """Stable 16-hex-digit key of a JSON-serialisable config (key order does not matter)."""
-    blob = _canonical({"format": CACHE_FORMAT, "config": config})
+    """Stable 16-hex-digit key of a JSON-serialisable config under the current code.
+
+    Covers the config (key order does not matter), :data:`CACHE_FORMAT` and :func:`code_version`.
+    """
+    blob = _canonical({"format": CACHE_FORMAT, "code": code_version(), "config": config})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -64,7 +135,7 @@ def weights_path(kind: str, config: dict[str, Any]) -> Path:
 
 
 def recipe_path(kind: str, config: dict[str, Any]) -> Path:
-    """The JSON beside :func:`weights_path`: kind, key, config, meta, library versions."""
+    """The JSON beside :func:`weights_path`: kind, key, code version, config, meta, library versions."""
     return weights_path(kind, config).with_suffix(".json")
 
 
@@ -76,7 +147,7 @@ def load_weights(kind: str, config: dict[str, Any]) -> dict[str, Any] | None:
         saved (dtype, shape) and go straight into ``module.load_state_dict``. ``config`` and
         ``meta`` come back through JSON (tuples as lists, other non-JSON values as strings).
         None when the file is absent, or is not valid safetensors, or its stored recipe differs
-        from the one asked for (kind, config, format); the last two also emit a
+        from the one asked for (kind, config, format, code version); the last two also emit a
         :class:`CacheWarning` naming the file. Nothing is unpickled.
     """
     path = weights_path(kind, config)
@@ -112,7 +183,8 @@ def save_weights(kind: str, config: dict[str, Any], state_dict: dict[str, Any], 
     path = weights_path(kind, config)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = _plain_tensors(state_dict)
-    recipe = {"format": CACHE_FORMAT, "kind": kind, "key": path.stem, "config": config, "meta": meta, "versions": _library_versions()}
+    recipe = {"format": CACHE_FORMAT, "kind": kind, "key": path.stem, "code_version": code_version(),
+              "config": config, "meta": meta, "versions": _library_versions()}
     header = json.dumps(recipe, sort_keys=True, default=str)
     text = json.dumps(json.loads(header), indent=2, sort_keys=True)
     # the JSON first: a weights file present means its entry is complete
@@ -129,7 +201,7 @@ def _recipe_mismatch(recipe: Any, kind: str, config: dict[str, Any]) -> str | No
     """Why a stored recipe is not the one asked for, or None when it is."""
     if not isinstance(recipe, dict):
         return "its recipe metadata is not a JSON object"
-    wanted = {"format": CACHE_FORMAT, "kind": kind}
+    wanted = {"format": CACHE_FORMAT, "kind": kind, "code_version": code_version()}
     for field, value in wanted.items():
         if recipe.get(field) != value:
             return f"stored {field} {recipe.get(field)!r} is not the current {value!r}"
