@@ -1,8 +1,17 @@
 """Real image-text data: COCO (and Flickr30k) in Andrej Karpathy's split file format.
 
 The split file (``dataset_coco.json`` / ``dataset_flickr30k.json``) lists every image with its
-``split`` ("train", "restval", "val", "test"), ``filepath``/``filename`` and ``sentences``
-(``raw`` captions). The COCO 5k test split is the standard retrieval benchmark (ALBEF, BLIP).
+``split`` field, ``filepath``/``filename`` and ``sentences`` (``raw`` captions). COCO's file has
+the splits train (82,783 images), restval (30,504), val (5,000) and test (5,000); Flickr30k's
+has train (29,000), val (1,000) and test (1,000) and no restval. The COCO 5k test split is the
+standard retrieval benchmark (ALBEF, BLIP).
+
+A suite's ``split`` names one of the file's splits, or one of :data:`SPLIT_SETS`: ``train`` is
+train + restval, the 113,287-image training set of work that fine-tunes on Karpathy's COCO
+splits (ALBEF, Li et al. 2021, Table 1: COCO 113K images / 567K captions; BLIP's
+``coco_karpathy_train.json``; the neuraltalk2 / ImageCaptioning.pytorch preprocessing, which
+relabels restval as train), and ``train_only`` is the file's train split alone.
+
 Nothing is downloaded: point the suite's ``dataset.root`` (or ``MAFS_BENCH_COCO_ROOT``) at a
 folder holding the split file and the images; a missing piece stops the run at once with a
 message naming the path and how to provide it.
@@ -12,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +32,28 @@ from PIL import Image
 
 from .base import DATASETS, DataMissingError, Dataset, ImageTextData
 
+#: Suite split names that select several (or differently named) splits of the file, in file
+#: order. Any other name selects the file's split of that name ("val", "test", "restval").
+SPLIT_SETS: dict[str, tuple[str, ...]] = {
+    "train": ("train", "restval"),  # the convention of Karpathy-split fine-tuning (module docstring)
+    "train_only": ("train",),  # the file's own train split, without restval
+}
+
 COCO_HELP = (
     "Provide COCO in Karpathy's format: a folder with the split file dataset_coco.json "
     "(from Karpathy's 'caption_datasets' archive) and the COCO 2014 images under the "
     "split file's filepath folders (val2014/, train2014/). Set the suite's dataset.options.root to it, "
     "or export {env}=/path/to/coco."
 )
+FLICKR30K_HELP = (
+    "Provide Flickr30k in Karpathy's format: a folder with the split file dataset_flickr30k.json "
+    "(from Karpathy's 'caption_datasets' archive) and the Flickr30k images next to it (the file gives "
+    "bare filenames). Set the suite's dataset.options.root to it, or export {env}=/path/to/flickr30k."
+)
+
+
+class UnknownSplitError(DataMissingError, ValueError):
+    """The suite asks for a split the split file does not have (the message lists those it has)."""
 
 
 class LazyImages(Sequence):
@@ -43,20 +70,82 @@ class LazyImages(Sequence):
             return np.asarray(im.convert("RGB"))
 
 
-def load_karpathy_split(split_file: Path, image_root: Path, split: str, max_captions: int | None,
-                        limit: int | None = None) -> tuple[list[Path], list[str], np.ndarray]:
-    """Image paths, captions and caption->image index for one split of a Karpathy split file."""
+@dataclass
+class KarpathySelection:
+    """One suite split of a Karpathy split file, before any image is opened.
+
+    Attributes:
+        paths: N image paths, in file order.
+        captions: M captions (stripped), each image's first ``max_captions``.
+        caption_image: (M,) int64 index into ``paths`` of each caption's image.
+        file_splits: the file's split names selected, with the images taken from each.
+    """
+
+    paths: list[Path]
+    captions: list[str]
+    caption_image: np.ndarray
+    file_splits: dict[str, int]
+
+
+def read_karpathy_records(split_file: Path) -> list[dict[str, Any]]:
+    """The ``images`` records of a Karpathy split file.
+
+    Raises:
+        DataMissingError: the file is not JSON with a top-level ``images`` list.
+    """
     try:
         records = json.loads(split_file.read_text())["images"]
-    except (json.JSONDecodeError, KeyError) as err:
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise DataMissingError(f"{split_file}: not a Karpathy split file (expected a top-level 'images' list): {err}") from err
+    if not isinstance(records, list):
+        raise DataMissingError(f"{split_file}: not a Karpathy split file (its 'images' is a {type(records).__name__}, not a list)")
+    return records
+
+
+def resolve_split(split: str, present: Sequence[str], split_file: Path) -> tuple[str, ...]:
+    """The file's split names that the suite's ``split`` selects (those the file has).
+
+    Args:
+        split: the suite's ``dataset.options.split``.
+        present: the values of the records' ``split`` field.
+        split_file: for the error message.
+
+    Raises:
+        UnknownSplitError: nothing in ``present`` is selected; names the file, the field, the
+            value and lists the split names the file has.
+    """
+    wanted = SPLIT_SETS.get(split, (split,))
+    chosen = tuple(s for s in wanted if s in present)
+    if not chosen:
+        have = sorted(set(present))
+        sets = ", ".join(f"{name!r} = {' + '.join(parts)}" for name, parts in SPLIT_SETS.items())
+        raise UnknownSplitError(
+            f"{split_file}: suite field dataset.options.split = {split!r} selects no images: the file's records "
+            f"have 'split' values {have}. Use one of them, or {sets}."
+        )
+    return chosen
+
+
+def select_karpathy_split(records: Sequence[dict[str, Any]], split_file: Path, image_root: Path, split: str,
+                          max_captions: int | None, limit: int | None = None) -> KarpathySelection:
+    """Images and captions of the suite split ``split`` (see :data:`SPLIT_SETS`), in file order.
+
+    Images without captions are left out; ``limit`` keeps the first images in file order.
+
+    Raises:
+        UnknownSplitError: ``split`` selects none of the file's splits.
+        DataMissingError: the selection holds no image with a caption, or a record lacks ``filename``.
+    """
+    chosen = set(resolve_split(split, [str(r.get("split")) for r in records], split_file))
     paths: list[Path] = []
     captions: list[str] = []
     owner: list[int] = []
+    taken: Counter[str] = Counter()
     for rec in records:
-        if rec.get("split") != split:
+        if rec.get("split") not in chosen:
             continue
-        path = image_root / rec.get("filepath", "") / rec["filename"]
+        if "filename" not in rec:
+            raise DataMissingError(f"{split_file}: a {rec.get('split')!r} record has no 'filename': {str(rec)[:200]}")
         sentences = [s["raw"].strip() for s in rec.get("sentences", [])]
         if max_captions is not None:
             sentences = sentences[:max_captions]
@@ -65,26 +154,61 @@ def load_karpathy_split(split_file: Path, image_root: Path, split: str, max_capt
         for s in sentences:
             captions.append(s)
             owner.append(len(paths))
-        paths.append(path)
+        paths.append(image_root / rec.get("filepath", "") / rec["filename"])
+        taken[rec["split"]] += 1
         if limit is not None and len(paths) >= limit:
             break
     if not paths:
-        raise DataMissingError(f"{split_file}: no images with split {split!r}")
+        raise DataMissingError(f"{split_file}: no images with captions in split {split!r} ({' + '.join(sorted(chosen))})")
+    return KarpathySelection(paths, captions, np.asarray(owner, dtype=np.int64), dict(taken))
+
+
+def load_karpathy_split(split_file: Path, image_root: Path, split: str, max_captions: int | None,
+                        limit: int | None = None) -> tuple[list[Path], list[str], np.ndarray]:
+    """Image paths, captions and (M,) int64 caption->image index of one split of a Karpathy file.
+
+    ``split`` is as in :func:`select_karpathy_split` (``train`` = train + restval).
+
+    Raises:
+        UnknownSplitError, DataMissingError: as :func:`select_karpathy_split`; also when images
+            are missing on disk.
+    """
+    selection = select_karpathy_split(read_karpathy_records(split_file), split_file, image_root, split, max_captions, limit)
+    check_images_exist(selection.paths, split, image_root)
+    return selection.paths, selection.captions, selection.caption_image
+
+
+def check_images_exist(paths: Sequence[Path], split: str, image_root: Path) -> None:
+    """Raise :class:`DataMissingError` naming the first of ``paths`` that is not a file."""
     missing = [p for p in paths if not p.is_file()]
     if missing:
         raise DataMissingError(
             f"{len(missing)} of {len(paths)} {split} images are missing, e.g. {missing[0]}. "
             f"The split file's filepath/filename entries are read relative to {image_root}."
         )
-    return paths, captions, np.asarray(owner, dtype=np.int64)
 
 
 class KarpathyDataset(Dataset):
-    """Base for datasets in Karpathy's split-file format."""
+    """Base for datasets in Karpathy's split-file format.
+
+    The split file is read once, on construction (so an unknown split stops the run in preflight).
+
+    Args:
+        root: folder with the split file and the images (default: the ``env_var`` variable).
+        split: a split of the file ("val", "test", ...), ``train`` (= train + restval where the
+            file has restval) or ``train_only`` (the file's train split alone); see :data:`SPLIT_SETS`.
+        max_captions: captions kept per image (the first ones); None keeps all.
+        limit: keep only the first ``limit`` images of the split, in file order.
+
+    Raises:
+        DataMissingError: no root, no split file, or not a split file.
+        UnknownSplitError: ``split`` selects none of the file's splits.
+    """
 
     env_var = ""
     split_file_name = ""
     dataset_name = ""
+    help_text = COCO_HELP
 
     def __init__(self, root: str | None = None, split: str = "test", max_captions: int | None = 5,
                  limit: int | None = None) -> None:
@@ -92,28 +216,35 @@ class KarpathyDataset(Dataset):
         if not root:
             raise DataMissingError(
                 f"dataset {self.dataset_name}: no data folder given (suite field dataset.options.root is empty and "
-                f"{self.env_var} is not set). " + COCO_HELP.format(env=self.env_var)
+                f"{self.env_var} is not set). " + self.help_text.format(env=self.env_var)
             )
         self.root = Path(root).expanduser()
         self.split_file = self.root / self.split_file_name
         if not self.split_file.is_file():
             raise DataMissingError(
-                f"dataset {self.dataset_name}: split file not found: {self.split_file}. " + COCO_HELP.format(env=self.env_var)
+                f"dataset {self.dataset_name}: split file not found: {self.split_file}. " + self.help_text.format(env=self.env_var)
             )
         self.split, self.max_captions, self.limit = split, max_captions, limit
         self.domains = (self.dataset_name,)
+        self.selection = select_karpathy_split(read_karpathy_records(self.split_file), self.split_file, self.root,
+                                               split, max_captions, limit)
 
     def load(self, domain: str) -> ImageTextData:
-        paths, captions, owner = load_karpathy_split(self.split_file, self.root, self.split, self.max_captions, self.limit)
-        return ImageTextData(f"{self.dataset_name}-{self.split}", domain, LazyImages(paths), captions, owner)
+        sel = self.selection
+        check_images_exist(sel.paths, self.split, self.root)
+        return ImageTextData(f"{self.dataset_name}-{self.split}", domain, LazyImages(sel.paths), sel.captions, sel.caption_image)
 
     def describe(self) -> dict[str, Any]:
-        return {"root": str(self.root), "split": self.split, "max_captions": self.max_captions, "limit": self.limit}
+        """Root, options, and what was selected: ``file_splits`` (images per split of the file),
+        ``images`` and ``captions``."""
+        return {"root": str(self.root), "split": self.split, "max_captions": self.max_captions, "limit": self.limit,
+                "file_splits": dict(self.selection.file_splits), "images": len(self.selection.paths),
+                "captions": len(self.selection.captions)}
 
 
 @DATASETS.register("coco_karpathy")
 class CocoKarpathy(KarpathyDataset):
-    """COCO 2014 with Karpathy's splits (test: 5000 images, 5 captions each)."""
+    """COCO 2014 with Karpathy's splits (test: 5000 images, 5 captions each; train: 113,287 images)."""
 
     env_var = "MAFS_BENCH_COCO_ROOT"
     split_file_name = "dataset_coco.json"
@@ -122,8 +253,9 @@ class CocoKarpathy(KarpathyDataset):
 
 @DATASETS.register("flickr30k_karpathy")
 class Flickr30kKarpathy(KarpathyDataset):
-    """Flickr30k with Karpathy's splits (test: 1000 images, 5 captions each)."""
+    """Flickr30k with Karpathy's splits (test: 1000 images, 5 captions each; train: 29,000 images)."""
 
     env_var = "MAFS_BENCH_FLICKR30K_ROOT"
     split_file_name = "dataset_flickr30k.json"
     dataset_name = "flickr30k"
+    help_text = FLICKR30K_HELP
