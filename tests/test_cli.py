@@ -64,12 +64,12 @@ def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     assert ((board.relative_robustness - board.corrupted / board.clean).abs() < 1e-9).all()
 
     # second run: models come from the cache and results are identical
-    trained = sorted(p.name for p in cache_dir.rglob("*.pt"))
+    trained = sorted(p.name for p in cache_dir.rglob("*.safetensors"))
     assert len(trained) == 1 + 3  # encoder + scheduled(mafs) + scheduled(fixed) + albef/blip shared
     out2 = tmp_path / "out2"
     result = runner.invoke(app, ["run", str(suite), "--out", str(out2), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in cache_dir.rglob("*.pt")) == trained
+    assert sorted(p.name for p in cache_dir.rglob("*.safetensors")) == trained
     assert (out / "metrics.csv").read_bytes() == (out2 / "metrics.csv").read_bytes()
     assert (out / "fusion_weights.csv").read_bytes() == (out2 / "fusion_weights.csv").read_bytes()
 
