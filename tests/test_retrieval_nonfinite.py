@@ -16,7 +16,7 @@ import torch
 from mafs_bench.models.encoder import ImageFeatures, TextFeatures
 from mafs_bench.models.fusion import PairOutput, create_fusion
 from mafs_bench.tasks import EncodedCell, create_task
-from mafs_bench.tasks.retrieval import RECALL_KS, i2t_ranks, recall_at_k, t2i_ranks
+from mafs_bench.tasks.retrieval import RECALL_KS, i2t_ranks, normalised_entropy, recall_at_k, t2i_ranks
 
 # 3 images, 2 captions each: captions 0,1 -> image 0; 2,3 -> image 1; 4,5 -> image 2.
 OWNER = np.array([0, 0, 1, 1, 2, 2])
@@ -127,6 +127,19 @@ def test_a_nan_image_embedding_costs_clip_its_queries_and_every_caption_one_plac
     assert r["t2i_r1"] == 0.0  # every caption sees the NaN image above its own
     clean = create_task("retrieval").evaluate(_cell(), create_fusion("clip", 16, 16)).metrics
     assert all(r[name] <= clean[name] for name in RECALLS)
+
+
+def test_normalised_entropy_with_nonfinite_logits() -> None:
+    logits = torch.tensor([
+        [0.0, 0.0, -math.inf, -math.inf],  # two masked entries: entropy of 2 equal odds, log 2 / log 4
+        [0.0, 0.0, 0.0, math.nan],
+        [math.inf, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0],
+    ])
+    h = normalised_entropy(logits, dim=1)
+    assert h[0].item() == pytest.approx(0.5)
+    assert math.isnan(h[1].item()) and math.isnan(h[2].item())  # undefined cue: NaN flows on, never a value
+    assert h[3].item() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(("shape", "what"), [((0, 6), "no images"), ((3, 0), "no captions"),

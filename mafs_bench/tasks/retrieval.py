@@ -156,12 +156,18 @@ def _check_scores(scores: np.ndarray, caption_image: np.ndarray) -> tuple[int, i
 
 
 def normalised_entropy(logits: torch.Tensor, dim: int) -> torch.Tensor:
-    """Entropy of ``softmax(logits)`` along ``dim`` divided by log(size), in [0, 1]."""
+    """Entropy of ``softmax(logits)`` along ``dim`` divided by log(size), in [0, 1].
+
+    A -inf logit is probability 0 (a masked entry, adding 0); a NaN or +inf logit makes its
+    row's entropy NaN, which flows on into the scores of a method using the cue (and is
+    counted there as non-finite, see the module docstring).
+    """
     size = logits.shape[dim]
     if size < 2:
         return torch.zeros(logits.shape[1 - dim] if logits.ndim == 2 else 1)
     logp = torch.log_softmax(logits, dim=dim)
-    return -(logp.exp() * logp).sum(dim) / math.log(size)
+    plogp = torch.where(logp.isneginf(), 0.0, logp.exp() * logp)  # 0 * log 0 = 0, not NaN
+    return -plogp.sum(dim) / math.log(size)
 
 
 def retrieval_signals(sim: torch.Tensor, logit_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
