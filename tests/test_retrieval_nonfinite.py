@@ -149,8 +149,19 @@ def test_empty_scores_are_an_error(shape: tuple[int, int], what: str) -> None:
         recall_at_k(np.zeros(shape), np.zeros(shape), np.zeros(shape[1], dtype=np.int64))
 
 
+@pytest.mark.parametrize(("n", "m", "what"), [(0, 4, "no images"), (3, 0, "no captions")])
+def test_empty_cell_is_an_error(n: int, m: int, what: str) -> None:
+    images = ImageFeatures(torch.zeros(n, 16), torch.zeros(n, 4, 16))
+    texts = TextFeatures(torch.zeros(m, 16), torch.zeros(m, 5, 16), torch.ones(m, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match=what):
+        EncodedCell(images, texts, np.zeros(m, dtype=np.int64), 10.0)
+
+
 def test_caption_image_must_index_the_images() -> None:
     with pytest.raises(ValueError, match="must index the 3 images"):
         t2i_ranks(PERFECT, np.array([0, 0, 1, 1, 2, -1]))  # -1 would silently mean image 2
     with pytest.raises(ValueError, match="6 integer image indices"):
         i2t_ranks(PERFECT, OWNER[:5])
+    cell = _cell(n=3)
+    with pytest.raises(ValueError, match="must index the 3 images"):
+        EncodedCell(cell.images, cell.texts, np.array([0, 0, 1, 1, 2, 3]), 10.0)
