@@ -15,7 +15,8 @@ import torch
 
 from mafs_bench.models.encoder import ImageFeatures, TextFeatures
 from mafs_bench.models.fusion import PairOutput, create_fusion
-from mafs_bench.tasks import EncodedCell, create_task
+from mafs_bench.runner.run import Cell, warn_nonfinite
+from mafs_bench.tasks import EncodedCell, TaskResult, create_task
 from mafs_bench.tasks.retrieval import RECALL_KS, i2t_ranks, normalised_entropy, recall_at_k, t2i_ranks
 
 # 3 images, 2 captions each: captions 0,1 -> image 0; 2,3 -> image 1; 4,5 -> image 2.
@@ -165,3 +166,17 @@ def test_caption_image_must_index_the_images() -> None:
     cell = _cell(n=3)
     with pytest.raises(ValueError, match="must index the 3 images"):
         EncodedCell(cell.images, cell.texts, np.array([0, 0, 1, 1, 2, 3]), 10.0)
+
+
+def test_runner_warns_naming_model_task_and_cell() -> None:
+    logged: list[str] = []
+    warn_nonfinite(logged.append, TaskResult({"r_mean": 0.0, "nonfinite_scores": 5000.0}), "mafs", "retrieval",
+                   Cell("plain", "gaussian_noise", 5))
+    assert logged == ["[warning] model mafs, task retrieval, cell gaussian_noise@5 (domain plain): "
+                      "5000 scores are NaN/inf; they count as misses"]
+    warn_nonfinite(logged.append, TaskResult({}, extra={"nonfinite_scores": 3}), "albef", "retrieval",
+                   Cell("outline", "none", 0))
+    assert logged[1].startswith("[warning] model albef, task retrieval, cell clean (domain outline): 3 scores")
+    warn_nonfinite(logged.append, TaskResult({"r_mean": 1.0, "nonfinite_scores": 0.0}), "clip", "retrieval",
+                   Cell("plain", "none", 0))
+    assert len(logged) == 2  # nothing to say
