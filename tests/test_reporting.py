@@ -23,6 +23,7 @@ from mafs_bench.reporting import (
     per_corruption_table,
     read_metrics,
     read_weights,
+    validate_metrics,
     write_leaderboard,
     write_report,
 )
@@ -251,3 +252,13 @@ def test_write_report_without_weights_or_shift(tmp_path: Path) -> None:
     metrics[metrics["domain"] == "plain"].to_csv(tmp_path / "metrics.csv", index=False)
     written = write_report(tmp_path, PRIMARY)
     assert [p.name for p in written] == ["leaderboard.csv", "leaderboard.md", "robustness_curves.png"]
+
+
+def test_in_memory_nan_value_is_valid_and_nan_name_is_not() -> None:
+    # pandas 3 keeps NaN through astype(str), so the "nan" spelling check alone missed both.
+    metrics = make_metrics()
+    metrics.loc[0, "value"] = math.nan
+    assert math.isnan(validate_metrics(metrics)["value"].iloc[0])
+    metrics.loc[1, "model"] = math.nan
+    with pytest.raises(SchemaError, match="empty values in column 'model'"):
+        validate_metrics(metrics)

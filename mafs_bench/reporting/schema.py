@@ -210,8 +210,9 @@ def _normalise(
     _check_columns(frame.columns, columns, source)
     out = frame.loc[:, list(columns)].reset_index(drop=True)
     for column in str_columns:
+        missing = out[column].isna()  # pandas 3 keeps NaN through astype(str), pandas 2 spells it "nan"
         out[column] = out[column].astype(str)
-        empty = out[column].str.strip().isin(("", "nan"))
+        empty = missing | out[column].str.strip().isin(("", "nan"))
         _fail_rows(empty, f"empty values in column {column!r}", source)
     out["severity"] = _to_int(out["severity"], "severity", source)
     for column in float_columns:
@@ -242,7 +243,7 @@ def _to_int(values: pd.Series, column: str, source: str) -> pd.Series:
 def _to_float(values: pd.Series, column: str, source: str) -> pd.Series:
     """Parse a float column; blank or ``nan`` means missing, anything else must parse."""
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-    spelled_nan = values.astype(str).str.strip().str.lower().isin(_NAN_SPELLINGS)
+    spelled_nan = values.isna() | values.astype(str).str.strip().str.lower().isin(_NAN_SPELLINGS)
     _fail_rows(numbers.isna() & ~spelled_nan, f"column {column!r} must hold numbers", source, values)
     return numbers
 
