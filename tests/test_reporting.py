@@ -262,3 +262,54 @@ def test_in_memory_nan_value_is_valid_and_nan_name_is_not() -> None:
     metrics.loc[1, "model"] = math.nan
     with pytest.raises(SchemaError, match="empty values in column 'model'"):
         validate_metrics(metrics)
+
+
+def _steady_and_broken(broken_cell: float, steady_clean: float = 0.5, broken_clean: float = 0.875) -> pd.DataFrame:
+    """``steady`` scores 0.5 on every cell; ``broken`` 0.875 except blur at severity 2.
+
+    Skipping the broken cell would make ``broken`` the best model (0.875 > 0.5).
+    """
+    rows = []
+    for model, clean, blur2 in (("steady", steady_clean, 0.5), ("broken", broken_clean, broken_cell)):
+        base = 0.5 if model == "steady" else 0.875
+        rows.append(_row(model, "retrieval", "plain", "none", "none", 0, "r_mean", clean))
+        for severity in (1, 2):
+            rows.append(_row(model, "retrieval", "plain", "blur", "image", severity, "r_mean", blur2 if severity == 2 else base))
+            rows.append(_row(model, "retrieval", "plain", "typo", "text", severity, "r_mean", base))
+    return pd.DataFrame(rows, columns=list(METRICS_COLUMNS))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "+inf", "-inf"])
+def test_nonfinite_cell_is_not_skipped_and_ranks_last(bad: float) -> None:
+    board = build_leaderboard(_steady_and_broken(bad), {"retrieval": "r_mean"}).set_index("model")
+    assert board.loc["steady", "rank"] == 1 and board.loc["broken", "rank"] == 2
+    broken = board.loc["broken"]
+    for column in ("corrupted", "relative_robustness", "image"):
+        assert math.isnan(broken[column]), column
+    assert broken["clean"] == 0.875 and broken["text"] == 0.875  # means without the cell stand
+    assert broken["nonfinite_cells"] == 1 and board.loc["steady", "nonfinite_cells"] == 0
+    assert board.loc["steady", "corrupted"] == 0.5
+
+
+def test_relative_robustness_is_nan_when_clean_is_zero_or_nan() -> None:
+    board = build_leaderboard(_steady_and_broken(0.875, steady_clean=0.0, broken_clean=math.nan), {"retrieval": "r_mean"})
+    board = board.set_index("model")
+    assert board.loc["steady", "corrupted"] == 0.5 and math.isnan(board.loc["steady", "relative_robustness"])
+    assert math.isnan(board.loc["broken", "clean"]) and math.isnan(board.loc["broken", "relative_robustness"])
+    assert board.loc["broken", "corrupted"] == 0.875 and board.loc["broken", "rank"] == 1
+    assert board.loc["broken", "nonfinite_cells"] == 1
+
+
+def test_nonfinite_cells_in_tables_and_markdown(tmp_path: Path) -> None:
+    metrics = _steady_and_broken(math.nan)
+    table = per_corruption_table(metrics, "retrieval", "r_mean")
+    assert math.isnan(table.loc["broken", "blur"]) and table.loc["broken", "typo"] == 0.875
+    board = build_leaderboard(metrics, {"retrieval": "r_mean"})
+    _, md = write_leaderboard(board, tmp_path, metrics=metrics)
+    text = md.read_text()
+    assert "**NaN/inf scores** (cells): `broken` (1); every mean over them is blank." in text
+    assert "| rank | model | clean | corrupted | relative_robustness | image | text | nonfinite_cells |" in text
+    assert "| 2 | broken | 0.875 |  |  |  | 0.875 | 1 |" in text
+    assert "| broken |  | 0.875 |" in text
+    csv_path = tmp_path / "leaderboard.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(csv_path), board)
