@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 from PIL import Image
 
+from mafs_bench.reporting import plots
 from mafs_bench.reporting import (
     BASE_COLUMNS,
     METRICS_COLUMNS,
@@ -313,3 +315,46 @@ def test_nonfinite_cells_in_tables_and_markdown(tmp_path: Path) -> None:
     assert "| broken |  | 0.875 |" in text
     csv_path = tmp_path / "leaderboard.csv"
     pd.testing.assert_frame_equal(pd.read_csv(csv_path), board)
+
+
+@pytest.fixture()
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """Figures drawn by the plot functions, kept instead of only saved."""
+    drawn: list[Figure] = []
+    save = plots._save
+
+    def keep(fig: Figure, path: str | Path) -> Path:
+        drawn.append(fig)
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return drawn
+
+
+def _legend_texts(legend) -> list[str]:
+    return [text.get_text() for text in legend.get_texts()]
+
+
+def test_figures_leave_nonfinite_points_out_and_flag_the_model(tmp_path: Path, figures: list[Figure]) -> None:
+    metrics = make_metrics()
+    is_r_mean = metrics["metric"] == "r_mean"
+    metrics.loc[is_r_mean & (metrics["model"] == "gamma") & (metrics["corruption"] == "blur") & (metrics["severity"] == 2), "value"] = math.nan
+    metrics.loc[is_r_mean & (metrics["model"] == "beta") & (metrics["domain"] == "textured"), "value"] = math.inf
+    weights = make_weights()
+    weights.loc[(weights["corruption"] == "blur") & (weights["severity"] == 1) & (weights["sample_id"] == "s0"), "alpha_v"] = math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.plot_robustness_curves(metrics, "retrieval", "r_mean", tmp_path / "curves.png")
+        plots.plot_fusion_weights(weights, tmp_path / "weights.png")
+        plots.plot_domain_shift(metrics, "retrieval", "r_mean", tmp_path / "shift.png")
+    curves, fusion, shift = figures
+    assert _legend_texts(curves.legends[0]) == ["alpha", "beta", "gamma (NaN/inf)"]
+    gamma_blur = curves.axes[0].get_lines()[2].get_ydata()
+    assert gamma_blur[[0, 1, 3]].tolist() == [1.0, 0.75, 0.25] and math.isnan(gamma_blur[2])
+    assert _legend_texts(fusion.legends[0])[0] == "alpha (NaN/inf)"
+    alpha_v_blur = fusion.axes[0].get_lines()[1].get_ydata()  # after the 0.5 guide line
+    assert math.isnan(alpha_v_blur[1]) and alpha_v_blur[2] == 0.25
+    ax = shift.axes[0]
+    assert _legend_texts(ax.get_legend()) == ["alpha", "beta (NaN/inf)", "gamma"]
+    beta_bars = ax.containers[1]
+    assert beta_bars[0].get_height() == 0.5 and math.isnan(beta_bars[1].get_height())
