@@ -358,3 +358,13 @@ def test_figures_leave_nonfinite_points_out_and_flag_the_model(tmp_path: Path, f
     assert _legend_texts(ax.get_legend()) == ["alpha", "beta (NaN/inf)", "gamma"]
     beta_bars = ax.containers[1]
     assert beta_bars[0].get_height() == 0.5 and math.isnan(beta_bars[1].get_height())
+
+
+def test_domain_shift_bars_fill_their_group_without_overlap(tmp_path: Path, figures: list[Figure]) -> None:
+    plots.plot_domain_shift(make_metrics(), "retrieval", "r_mean", tmp_path / "shift.png")
+    bars = [bar for container in figures[0].axes[0].containers for bar in container]
+    assert len(bars) == 3 * 2  # 3 models x (plain, textured); gamma's textured bar has no height
+    for bar in bars:
+        assert bar.get_width() == pytest.approx(0.8 / 3 * 0.95)
+        centre = bar.get_x() + bar.get_width() / 2
+        assert min(abs(centre - j) for j in (0, 1)) <= 0.4

@@ -197,9 +197,8 @@ def plot_domain_shift(
     means = strict_mean(rows, ["model", "domain"])
     broken = _nonfinite_models(rows[rows["domain"].isin(domains)], ["value"])
 
-    width = 0.8 / len(plotted)
-    width = max(5.0, 0.35 * len(domains) * len(plotted) + 3.0)
-    fig = Figure(figsize=(width, 4.0), layout="constrained")
+    width = 0.8 / len(plotted)  # of one bar, so a group spans 0.8 of its slot
+    fig = Figure(figsize=(max(5.0, 0.35 * len(domains) * len(plotted) + 3.0), 4.0), layout="constrained")
     ax = fig.add_subplot()
     for i, model in enumerate(plotted):
         offsets = [j + (i - (len(plotted) - 1) / 2) * width for j in range(len(domains))]
