@@ -49,7 +49,8 @@ def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     for model in TINY["models"]:
         rows = metrics[metrics.model == model]
         assert (rows.corruption == "none").any() and (rows.corruption != "none").any()
-        assert set(rows.metric) == {"i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "r_mean"}
+        assert set(rows.metric) == {"i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "r_mean", "nonfinite_scores"}
+        assert (rows[rows.metric == "nonfinite_scores"].value == 0).all()
     clean = metrics[(metrics.corruption == "none")]
     assert (clean.severity == 0).all() and (clean.modality == "none").all()
     assert set(metrics[metrics.corruption == "keyboard"].modality) == {"text"}

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 from PIL import Image
 
+from mafs_bench.reporting import plots
 from mafs_bench.reporting import (
     BASE_COLUMNS,
     METRICS_COLUMNS,
@@ -23,6 +25,7 @@ from mafs_bench.reporting import (
     per_corruption_table,
     read_metrics,
     read_weights,
+    validate_metrics,
     write_leaderboard,
     write_report,
 )
@@ -251,3 +254,117 @@ def test_write_report_without_weights_or_shift(tmp_path: Path) -> None:
     metrics[metrics["domain"] == "plain"].to_csv(tmp_path / "metrics.csv", index=False)
     written = write_report(tmp_path, PRIMARY)
     assert [p.name for p in written] == ["leaderboard.csv", "leaderboard.md", "robustness_curves.png"]
+
+
+def test_in_memory_nan_value_is_valid_and_nan_name_is_not() -> None:
+    # pandas 3 keeps NaN through astype(str), so the "nan" spelling check alone missed both.
+    metrics = make_metrics()
+    metrics.loc[0, "value"] = math.nan
+    assert math.isnan(validate_metrics(metrics)["value"].iloc[0])
+    metrics.loc[1, "model"] = math.nan
+    with pytest.raises(SchemaError, match="empty values in column 'model'"):
+        validate_metrics(metrics)
+
+
+def _steady_and_broken(broken_cell: float, steady_clean: float = 0.5, broken_clean: float = 0.875) -> pd.DataFrame:
+    """``steady`` scores 0.5 on every cell; ``broken`` 0.875 except blur at severity 2.
+
+    Skipping the broken cell would make ``broken`` the best model (0.875 > 0.5).
+    """
+    rows = []
+    for model, clean, blur2 in (("steady", steady_clean, 0.5), ("broken", broken_clean, broken_cell)):
+        base = 0.5 if model == "steady" else 0.875
+        rows.append(_row(model, "retrieval", "plain", "none", "none", 0, "r_mean", clean))
+        for severity in (1, 2):
+            rows.append(_row(model, "retrieval", "plain", "blur", "image", severity, "r_mean", blur2 if severity == 2 else base))
+            rows.append(_row(model, "retrieval", "plain", "typo", "text", severity, "r_mean", base))
+    return pd.DataFrame(rows, columns=list(METRICS_COLUMNS))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "+inf", "-inf"])
+def test_nonfinite_cell_is_not_skipped_and_ranks_last(bad: float) -> None:
+    board = build_leaderboard(_steady_and_broken(bad), {"retrieval": "r_mean"}).set_index("model")
+    assert board.loc["steady", "rank"] == 1 and board.loc["broken", "rank"] == 2
+    broken = board.loc["broken"]
+    for column in ("corrupted", "relative_robustness", "image"):
+        assert math.isnan(broken[column]), column
+    assert broken["clean"] == 0.875 and broken["text"] == 0.875  # means without the cell stand
+    assert broken["nonfinite_cells"] == 1 and board.loc["steady", "nonfinite_cells"] == 0
+    assert board.loc["steady", "corrupted"] == 0.5
+
+
+def test_relative_robustness_is_nan_when_clean_is_zero_or_nan() -> None:
+    board = build_leaderboard(_steady_and_broken(0.875, steady_clean=0.0, broken_clean=math.nan), {"retrieval": "r_mean"})
+    board = board.set_index("model")
+    assert board.loc["steady", "corrupted"] == 0.5 and math.isnan(board.loc["steady", "relative_robustness"])
+    assert math.isnan(board.loc["broken", "clean"]) and math.isnan(board.loc["broken", "relative_robustness"])
+    assert board.loc["broken", "corrupted"] == 0.875 and board.loc["broken", "rank"] == 1
+    assert board.loc["broken", "nonfinite_cells"] == 1
+
+
+def test_nonfinite_cells_in_tables_and_markdown(tmp_path: Path) -> None:
+    metrics = _steady_and_broken(math.nan)
+    table = per_corruption_table(metrics, "retrieval", "r_mean")
+    assert math.isnan(table.loc["broken", "blur"]) and table.loc["broken", "typo"] == 0.875
+    board = build_leaderboard(metrics, {"retrieval": "r_mean"})
+    _, md = write_leaderboard(board, tmp_path, metrics=metrics)
+    text = md.read_text()
+    assert "**NaN/inf scores** (cells): `broken` (1); every mean over them is blank." in text
+    assert "| rank | model | clean | corrupted | relative_robustness | image | text | nonfinite_cells |" in text
+    assert "| 2 | broken | 0.875 |  |  |  | 0.875 | 1 |" in text
+    assert "| broken |  | 0.875 |" in text
+    csv_path = tmp_path / "leaderboard.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(csv_path), board)
+
+
+@pytest.fixture()
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """Figures drawn by the plot functions, kept instead of only saved."""
+    drawn: list[Figure] = []
+    save = plots._save
+
+    def keep(fig: Figure, path: str | Path) -> Path:
+        drawn.append(fig)
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return drawn
+
+
+def _legend_texts(legend) -> list[str]:
+    return [text.get_text() for text in legend.get_texts()]
+
+
+def test_figures_leave_nonfinite_points_out_and_flag_the_model(tmp_path: Path, figures: list[Figure]) -> None:
+    metrics = make_metrics()
+    is_r_mean = metrics["metric"] == "r_mean"
+    metrics.loc[is_r_mean & (metrics["model"] == "gamma") & (metrics["corruption"] == "blur") & (metrics["severity"] == 2), "value"] = math.nan
+    metrics.loc[is_r_mean & (metrics["model"] == "beta") & (metrics["domain"] == "textured"), "value"] = math.inf
+    weights = make_weights()
+    weights.loc[(weights["corruption"] == "blur") & (weights["severity"] == 1) & (weights["sample_id"] == "s0"), "alpha_v"] = math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.plot_robustness_curves(metrics, "retrieval", "r_mean", tmp_path / "curves.png")
+        plots.plot_fusion_weights(weights, tmp_path / "weights.png")
+        plots.plot_domain_shift(metrics, "retrieval", "r_mean", tmp_path / "shift.png")
+    curves, fusion, shift = figures
+    assert _legend_texts(curves.legends[0]) == ["alpha", "beta", "gamma (NaN/inf)"]
+    gamma_blur = curves.axes[0].get_lines()[2].get_ydata()
+    assert gamma_blur[[0, 1, 3]].tolist() == [1.0, 0.75, 0.25] and math.isnan(gamma_blur[2])
+    assert _legend_texts(fusion.legends[0])[0] == "alpha (NaN/inf)"
+    alpha_v_blur = fusion.axes[0].get_lines()[1].get_ydata()  # after the 0.5 guide line
+    assert math.isnan(alpha_v_blur[1]) and alpha_v_blur[2] == 0.25
+    ax = shift.axes[0]
+    assert _legend_texts(ax.get_legend()) == ["alpha", "beta (NaN/inf)", "gamma"]
+    beta_bars = ax.containers[1]
+    assert beta_bars[0].get_height() == 0.5 and math.isnan(beta_bars[1].get_height())
+
+
+def test_domain_shift_bars_fill_their_group_without_overlap(tmp_path: Path, figures: list[Figure]) -> None:
+    plots.plot_domain_shift(make_metrics(), "retrieval", "r_mean", tmp_path / "shift.png")
+    bars = [bar for container in figures[0].axes[0].containers for bar in container]
+    assert len(bars) == 3 * 2  # 3 models x (plain, textured); gamma's textured bar has no height
+    for bar in bars:
+        assert bar.get_width() == pytest.approx(0.8 / 3 * 0.95)
+        centre = bar.get_x() + bar.get_width() / 2
+        assert min(abs(centre - j) for j in (0, 1)) <= 0.4

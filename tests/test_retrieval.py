@@ -52,6 +52,7 @@ def test_ties_count_against_the_method() -> None:
 def test_perfect_scores_give_full_recall() -> None:
     perfect = (OWNER[None, :] == np.arange(3)[:, None]).astype(float)
     r = recall_at_k(perfect, perfect, OWNER)
+    assert r.pop("nonfinite_scores") == 0
     assert all(v == 1.0 for v in r.values())
 
 

@@ -4,6 +4,11 @@ The leaderboard answers "which model holds up best under corruption": models are
 within their task by the mean corrupted score of the task's primary metric, next to the
 clean score, the ratio of the two, per-modality means and clean scores on shifted
 domains. All metrics are treated as higher-is-better (recall, accuracy, CIDEr).
+
+A NaN or inf value (an undefined score, e.g. from a model's non-finite output) is never
+skipped: every mean over a cell holding one is NaN, a model whose corrupted mean is NaN ranks
+last, and ``nonfinite_cells`` counts such cells per model (see
+:func:`mafs_bench.reporting.schema.strict_mean`). A ratio with a clean score of 0 is NaN.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from mafs_bench.reporting.schema import (
     corruption_cells,
     in_domain,
     is_clean,
+    nonfinite_count,
+    strict_mean,
     task_order,
     validate_metrics,
 )
@@ -35,6 +42,7 @@ BASE_COLUMNS: Final[tuple[str, ...]] = (
     "corrupted",
     "relative_robustness",
     *MODALITIES,
+    "nonfinite_cells",
 )
 """Leaderboard columns before the ``domain:<name>`` ones."""
 
@@ -45,8 +53,11 @@ LEADERBOARD_MD: Final[str] = "leaderboard.md"
 LEGEND: Final[str] = (
     "**Legend:** rank = position within the task by mean corrupted score (1 = best, higher is better); "
     "clean = score on the clean in-domain test set; corrupted = mean over all (corruption, severity) cells; "
-    "relative_robustness = corrupted / clean; image / text / pair = corrupted mean over the corruptions "
-    "of that modality; domain:<name> = clean score on a shifted domain; blank = not evaluated."
+    "relative_robustness = corrupted / clean (blank when clean is 0); image / text / pair = corrupted mean "
+    "over the corruptions of that modality; domain:<name> = clean score on a shifted domain; "
+    "nonfinite_cells (shown when not all 0) = the model's cells of this metric whose score is NaN or inf; "
+    "a mean over such a cell is blank, not the mean of the other cells, and a blank corrupted score ranks last; "
+    "blank = not evaluated, or undefined as just said."
 )
 
 
@@ -65,7 +76,10 @@ def build_leaderboard(
     Returns:
         One row per (task, model) with :data:`BASE_COLUMNS` and then ``domain:<name>``
         (sorted by name) for every shifted domain of any task. Rows are sorted by task,
-        then rank, then model name; tied scores share a rank.
+        then rank, then model name; tied scores share a rank. Means are float64 and NaN
+        where not evaluated or where a cell is NaN/inf; ``nonfinite_cells`` is int64
+        (the model's NaN/inf values of the metric, all domains); ``rank`` is int64, with
+        NaN corrupted means sharing the last rank.
 
     Example:
         >>> board = build_leaderboard(metrics, {"retrieval": "r_mean"})
@@ -95,6 +109,7 @@ def per_corruption_table(
     Returns:
         Index ``model`` (sorted), one column per corruption ordered by modality then
         name. A corruption name used for several modalities gets ``name[modality]``.
+        A corruption where a severity's value is NaN or inf is NaN for that model.
     """
     return _per_corruption(validate_metrics(metrics), task, metric, domain)[0]
 
@@ -106,7 +121,7 @@ def _per_corruption(
     rows = _task_rows(metrics, task, metric)
     rows = rows[(rows["domain"] == in_domain(metrics, task, domain)) & ~is_clean(rows)]
     cells = corruption_cells(rows)
-    means = rows.groupby(["model", "corruption", "modality"])["value"].mean()
+    means = strict_mean(rows, ["model", "corruption", "modality"])
     table = pd.DataFrame(index=pd.Index(sorted(rows["model"].unique()), name="model"))
     for cell, label in zip(cells, _cell_labels(cells), strict=True):
         table[label] = [float(means.get((model, *cell), math.nan)) for model in table.index]
@@ -146,17 +161,26 @@ def leaderboard_markdown(
     """Render the leaderboard as Markdown: a legend, then one section per task.
 
     Columns with no value for a task (e.g. ``pair`` when no pair corruption ran) are
-    left out of that task's table; numbers get 3 decimals; missing values are blank.
+    left out of that task's table, and so is ``nonfinite_cells`` when it is 0 for every
+    model; numbers get 3 decimals; missing values are blank. A task with NaN/inf cells
+    gets a line naming the models.
     """
     metrics = None if metrics is None else validate_metrics(metrics)
     lines = ["# mafs-bench leaderboard", "", LEGEND, ""]
     for task in _unique_in_order(board["task"]):
         rows = board[board["task"] == task]
         metric = str(rows["metric"].iloc[0])
-        columns = [c for c in board.columns if c not in ("task", "metric") and rows[c].notna().any()]
+        broken = rows[rows["nonfinite_cells"] > 0] if "nonfinite_cells" in rows else rows.iloc[:0]
+        columns = [
+            c for c in board.columns
+            if c not in ("task", "metric") and rows[c].notna().any() and (c != "nonfinite_cells" or len(broken))
+        ]
         lines += [f"## {task}", ""]
         where = "" if metrics is None else f" on domain `{in_domain(metrics, task, domain)}`"
         lines += [f"Ranked by mean corrupted `{metric}`{where}.", ""]
+        if len(broken):
+            named = ", ".join(f"`{m}` ({n})" for m, n in zip(broken["model"], broken["nonfinite_cells"], strict=True))
+            lines += [f"**NaN/inf scores** (cells): {named}; every mean over them is blank.", ""]
         lines += _markdown_table(rows.loc[:, columns])
         if metrics is not None:
             table, cells = _per_corruption(metrics, task, metric, domain)
@@ -182,16 +206,17 @@ def _task_table(metrics: pd.DataFrame, task: str, metric: str, domain: str) -> p
     models = pd.Index(sorted(rows["model"].unique()), name="model")
     _warn_uneven_coverage(corrupted, models, task)
     table = pd.DataFrame(index=models)
-    table["clean"] = home[is_clean(home)].groupby("model")["value"].mean()
-    table["corrupted"] = corrupted.groupby("model")["value"].mean()
+    table["clean"] = strict_mean(home[is_clean(home)], "model")
+    table["corrupted"] = strict_mean(corrupted, "model")
     nonzero_clean = table["clean"].where(table["clean"] != 0)
     table["relative_robustness"] = table["corrupted"] / nonzero_clean
     for modality in MODALITIES:
         of_modality = corrupted[corrupted["modality"] == modality]
-        table[modality] = of_modality.groupby("model")["value"].mean()
+        table[modality] = strict_mean(of_modality, "model")
+    table["nonfinite_cells"] = nonfinite_count(rows, "model").reindex(models, fill_value=0)
     shifted = rows[is_clean(rows) & (rows["domain"] != domain)]
     for name in sorted(shifted["domain"].unique()):
-        table[DOMAIN_PREFIX + name] = shifted[shifted["domain"] == name].groupby("model")["value"].mean()
+        table[DOMAIN_PREFIX + name] = strict_mean(shifted[shifted["domain"] == name], "model")
     table = table.reset_index()
     table.insert(0, "task", task)
     table.insert(2, "metric", metric)

@@ -5,6 +5,10 @@ Agg renderer, without ``matplotlib.pyplot``: no window is ever opened and the ca
 global backend (e.g. a notebook's) is left alone. Every model keeps one colour and
 marker across all subplots and figures (assigned by sorted model name, or by the
 ``models`` argument so several figures can share one assignment).
+
+NaN and inf values are not skipped (see :func:`mafs_bench.reporting.schema.strict_mean`): a
+point or bar whose mean includes one is left out, leaving a gap, and the model's legend entry
+says ``(NaN/inf)``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from mafs_bench.reporting.schema import (
     corruption_cells,
     in_domain,
     is_clean,
+    nonfinite_count,
+    strict_mean,
     validate_metrics,
     validate_weights,
 )
@@ -99,7 +105,8 @@ def plot_robustness_curves(
     _label_outer(axes[: len(curves)], xlabel="severity (0 = clean)")
     fig.supylabel(metric, fontsize=10)
     fig.suptitle(f"{task}: {metric} vs corruption severity (domain {domain})")
-    _legend(fig, [_model_handle(m, styles[m]) for m in plotted])
+    broken = _nonfinite_models(rows, ["value"])
+    _legend(fig, [_model_handle(m, styles[m], m in broken) for m in plotted])
     return _save(fig, path)
 
 
@@ -152,7 +159,8 @@ def plot_fusion_weights(
     _label_outer(axes[: len(curves["alpha_v"])], xlabel="severity (0 = clean)")
     fig.supylabel("mean fusion weight", fontsize=10)
     fig.suptitle(f"MA-AFS fusion weights vs severity: {task} (domain {domain})")
-    handles = [_model_handle(m, styles[m]) for m in plotted]
+    broken = _nonfinite_models(rows, ["alpha_v", "alpha_t"])
+    handles = [_model_handle(m, styles[m], m in broken) for m in plotted]
     handles += [
         Line2D([], [], color="0.3", linestyle="-", label="alpha_v (image)"),
         Line2D([], [], color="0.3", linestyle="--", label="alpha_t (text)"),
@@ -186,16 +194,16 @@ def plot_domain_shift(
     domains = [home, *shifted]
     plotted = sorted(rows["model"].unique())
     styles = model_styles(models if models is not None else plotted)
-    means = rows.groupby(["model", "domain"])["value"].mean()
+    means = strict_mean(rows, ["model", "domain"])
+    broken = _nonfinite_models(rows[rows["domain"].isin(domains)], ["value"])
 
-    width = 0.8 / len(plotted)
-    width = max(5.0, 0.35 * len(domains) * len(plotted) + 3.0)
-    fig = Figure(figsize=(width, 4.0), layout="constrained")
+    width = 0.8 / len(plotted)  # of one bar, so a group spans 0.8 of its slot
+    fig = Figure(figsize=(max(5.0, 0.35 * len(domains) * len(plotted) + 3.0), 4.0), layout="constrained")
     ax = fig.add_subplot()
     for i, model in enumerate(plotted):
         offsets = [j + (i - (len(plotted) - 1) / 2) * width for j in range(len(domains))]
         heights = [float(means.get((model, d), math.nan)) for d in domains]
-        ax.bar(offsets, heights, width=width * 0.95, color=styles[model]["color"], label=model)
+        ax.bar(offsets, heights, width=width * 0.95, color=styles[model]["color"], label=_label(model, model in broken))
     ax.set_xticks(range(len(domains)), [f"{home}\n(in-domain)", *shifted])
     ax.set_ylabel(metric)
     ax.set_title(f"{task}: clean {metric} across domains")
@@ -213,11 +221,12 @@ def _severity_curves(rows: pd.DataFrame, column: str) -> dict[tuple[str, str], C
     """Mean ``column`` per severity for every (corruption, modality) cell and model.
 
     Each curve starts at severity 0 with the model's clean mean when it has clean rows.
-    Cells come in :func:`corruption_cells` order, models sorted by name.
+    Cells come in :func:`corruption_cells` order, models sorted by name. A mean over a NaN
+    or inf value is NaN (a gap in the line).
     """
-    clean = rows[is_clean(rows)].groupby("model")[column].mean()
+    clean = strict_mean(rows[is_clean(rows)], "model", column)
     corrupted = rows[~is_clean(rows)]
-    means = corrupted.groupby(["corruption", "modality", "model", "severity"])[column].mean()
+    means = strict_mean(corrupted, ["corruption", "modality", "model", "severity"], column)
     found: dict[tuple[str, str], Curves] = {}
     for (corruption, modality, model), curve in means.groupby(level=[0, 1, 2]):
         xs = [int(x) for x in curve.index.get_level_values("severity")]
@@ -263,8 +272,19 @@ def _label_outer(axes: Sequence[Axes], xlabel: str) -> None:
             ax.set_xlabel(xlabel, fontsize=9)
 
 
-def _model_handle(model: str, style: dict[str, str]) -> Line2D:
-    return Line2D([], [], label=model, **_LINE, **style)
+def _model_handle(model: str, style: dict[str, str], nonfinite: bool = False) -> Line2D:
+    return Line2D([], [], label=_label(model, nonfinite), **_LINE, **style)
+
+
+def _label(model: str, nonfinite: bool) -> str:
+    """Legend label; flags a model with NaN/inf values among those plotted."""
+    return f"{model} (NaN/inf)" if nonfinite else model
+
+
+def _nonfinite_models(rows: pd.DataFrame, columns: Sequence[str]) -> set[str]:
+    """Models with a NaN or inf value in any of ``columns`` of ``rows``."""
+    counts = sum(nonfinite_count(rows, "model", column) for column in columns)
+    return {str(model) for model, n in counts.items() if n > 0}
 
 
 def _legend(fig: Figure, handles: list[Line2D]) -> None:

@@ -10,6 +10,10 @@ Conventions (shared with the runner):
 * A clean row has ``corruption == "none"``, ``modality == "none"`` and ``severity == 0``.
 * A corrupted row has a modality in :data:`MODALITIES` and a severity >= 1.
 * Shifted-domain rows are clean rows whose ``domain`` differs from the in-domain one.
+* A value may be NaN (blank in the file) or +-inf: the score is undefined for that cell (e.g.
+  a model's non-finite output). Tables and figures treat inf as NaN and propagate it: any mean
+  over a group holding one is NaN (:func:`strict_mean`), never the mean of the other cells,
+  so a model cannot look better for a cell it broke on.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
+import numpy as np
 import pandas as pd
 
 METRICS_COLUMNS: Final[tuple[str, ...]] = (
@@ -178,6 +183,27 @@ def task_order(frame: pd.DataFrame, primary: Mapping[str, str]) -> list[str]:
     return [task for task in primary if task in present]
 
 
+def strict_mean(frame: pd.DataFrame, by: str | Sequence[str], column: str = "value") -> pd.Series:
+    """Mean of ``column`` per group of ``by``; NaN for a group holding any NaN or +-inf.
+
+    Why: pandas skips NaN by default, so a model with a NaN cell would be averaged over its
+    other cells only and could rank above a model that scored every cell.
+
+    Returns:
+        A float64 series indexed by the groups (as ``frame.groupby(by)``).
+    """
+    values = frame[column].astype("float64")
+    finite = frame.assign(**{column: values.where(np.isfinite(values))})
+    grouped = finite.groupby(by)[column]
+    return grouped.mean().where(grouped.count() == grouped.size())
+
+
+def nonfinite_count(frame: pd.DataFrame, by: str, column: str = "value") -> pd.Series:
+    """Number of NaN or +-inf values of ``column`` per group of ``by`` (int64)."""
+    values = frame[column].astype("float64")
+    return (~np.isfinite(values)).groupby(frame[by]).sum().astype("int64")
+
+
 def corruption_cells(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """The distinct ``(corruption, modality)`` pairs of the corrupted rows.
 
@@ -210,8 +236,9 @@ def _normalise(
     _check_columns(frame.columns, columns, source)
     out = frame.loc[:, list(columns)].reset_index(drop=True)
     for column in str_columns:
+        missing = out[column].isna()  # pandas 3 keeps NaN through astype(str), pandas 2 spells it "nan"
         out[column] = out[column].astype(str)
-        empty = out[column].str.strip().isin(("", "nan"))
+        empty = missing | out[column].str.strip().isin(("", "nan"))
         _fail_rows(empty, f"empty values in column {column!r}", source)
     out["severity"] = _to_int(out["severity"], "severity", source)
     for column in float_columns:
@@ -242,7 +269,7 @@ def _to_int(values: pd.Series, column: str, source: str) -> pd.Series:
 def _to_float(values: pd.Series, column: str, source: str) -> pd.Series:
     """Parse a float column; blank or ``nan`` means missing, anything else must parse."""
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-    spelled_nan = values.astype(str).str.strip().str.lower().isin(_NAN_SPELLINGS)
+    spelled_nan = values.isna() | values.astype(str).str.strip().str.lower().isin(_NAN_SPELLINGS)
     _fail_rows(numbers.isna() & ~spelled_nan, f"column {column!r} must hold numbers", source, values)
     return numbers
 

@@ -35,7 +35,7 @@ from ..data import DataMissingError, ImageTextData, create_dataset
 from ..models.backends import ModelBundle, WeightsMissingError, create_backend
 from ..models.backends.base import ProgressFactory
 from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
-from ..tasks import EncodedCell, create_task
+from ..tasks import EncodedCell, TaskResult, create_task
 from .suite import Suite
 
 CLEAN = "none"
@@ -191,6 +191,20 @@ def weights_frame(common: dict[str, Any], weights: dict[str, np.ndarray]) -> pd.
     return frame[list(WEIGHTS_COLUMNS)]
 
 
+def warn_nonfinite(log: Callable[[str], None], result: TaskResult, model: str, task: str, cell: Cell) -> None:
+    """Log a warning naming the model, task and cell when a task saw NaN/inf scores.
+
+    Reads the count ``nonfinite_scores`` from ``result.extra``, else from ``result.metrics``
+    (retrieval reports it there); such scores count as misses, so the metrics stay honest, and
+    this says which model produced them.
+    """
+    count = result.extra.get("nonfinite_scores", result.metrics.get("nonfinite_scores", 0))
+    if count:
+        where = "clean" if cell.corruption == CLEAN else f"{cell.corruption}@{cell.severity}"
+        log(f"[warning] model {model}, task {task}, cell {where} (domain {cell.domain}): "
+            f"{int(count)} scores are NaN/inf; they count as misses")
+
+
 def preflight(suite: Suite) -> tuple[Any, Any]:
     """Create dataset and backend and collect everything missing, before any work."""
     problems: list[str] = []
@@ -269,6 +283,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
         for task_name, task in tasks.items():
             for model_name, method in bundle.methods.items():
                 result = task.evaluate(encoded, method)
+                warn_nonfinite(log, result, model_name, task_name, cell)
                 common = {"model": model_name, "task": task_name, "dataset": data.name, "domain": cell.domain,
                           "corruption": cell.corruption, "modality": cell.modality, "severity": cell.severity}
                 metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]

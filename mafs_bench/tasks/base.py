@@ -34,6 +34,25 @@ class EncodedCell:
     images_recur: bool = False
     texts_recur: bool = False
 
+    def __post_init__(self) -> None:
+        """Reject a cell with nothing to evaluate (every metric would be a mean of nothing, NaN)
+        and a ``caption_image`` that does not map each caption to one of the images.
+
+        Raises:
+            ValueError: no images, no captions, or a bad ``caption_image``; the message says which.
+        """
+        n, m = len(self.images), len(self.texts)
+        if n == 0 or m == 0:
+            empty = " and ".join(what for what, size in (("images", n), ("captions", m)) if size == 0)
+            raise ValueError(f"an evaluation cell needs images and captions: it has no {empty}")
+        owner = np.asarray(self.caption_image)
+        if owner.shape != (m,) or not np.issubdtype(owner.dtype, np.integer):
+            raise ValueError(f"caption_image must be {m} integer image indices (one per caption), "
+                             f"got shape {owner.shape} dtype {owner.dtype}")
+        bad = (owner < 0) | (owner >= n)
+        if bad.any():
+            raise ValueError(f"caption_image must index the {n} images, got {owner[bad][:5].tolist()}")
+
     def prepared(self, method: FusionMethod, side: str) -> dict[str, torch.Tensor]:
         """``method.prepare_images`` / ``prepare_texts`` of this cell, reused across cells for
         recurring features of methods with identified weights."""

@@ -9,6 +9,23 @@
 
 Ties are counted against the method (a ground truth tied with another candidate ranks below
 it), so a method that gives everything the same score cannot look good.
+
+Non-finite scores (NaN, +inf, -inf) are not read as a ranking; each is put where it hurts the
+method most, so a diverged head can never gain from its output:
+
+* a ground-truth pair with a non-finite score is not retrieved: it is neither a hit nor a
+  competitor. A query none of whose ground truths has a finite score gets rank = the number of
+  candidates (M for image->text, N for text->image), a miss at every K, K >= the gallery size
+  included;
+* any other candidate with a non-finite score ranks above every ground truth of its query, as a
+  tie does; -inf on a distractor too (it is a broken output, not "surely no match"). Ranking
+  it below would reward a head that breaks on hard negatives; the price is that one NaN
+  candidate (a NaN image embedding, say) costs every query that sees it one place.
+
+So turning any finite score into NaN or inf can only lower R@K: an all-NaN matrix gives 0
+everywhere. :func:`recall_at_k` also returns ``nonfinite_scores``, the number of
+(image, caption) pairs with a non-finite score in either matrix, so that a run can say which
+model produced them (the runner warns when it is non-zero).
 """
 
 from __future__ import annotations
@@ -29,49 +46,128 @@ RECALL_KS: tuple[int, ...] = (1, 5, 10)
 def i2t_ranks(scores: np.ndarray, caption_image: np.ndarray) -> np.ndarray:
     """For each image, the 0-based rank of its best-ranked ground-truth caption.
 
+    Only ground-truth captions with a finite score count; captions ranked above them are the
+    other captions scoring at least as high, or scoring NaN/inf (see the module docstring).
+
     Args:
-        scores: (N_images, M_captions) scores, higher is better.
-        caption_image: (M,) ground-truth image of each caption.
+        scores: (N_images, M_captions) float scores, higher is better; may hold NaN/inf.
+        caption_image: (M,) integer ground-truth image of each caption, in ``[0, N)``.
+
+    Returns:
+        (N,) int64 ranks in ``[0, M]``; ``M`` means that no ground-truth caption of the image
+        has a finite score (a miss at every K).
+
+    Raises:
+        ValueError: ``scores`` is empty or not 2-D, ``caption_image`` does not match it, or an
+            image has no caption.
     """
-    n, m = scores.shape
+    caption_image = np.asarray(caption_image)
+    n, m = _check_scores(scores, caption_image)
     gt = np.zeros((n, m), dtype=bool)
     gt[caption_image, np.arange(m)] = True
     if not gt.any(1).all():
         missing = np.flatnonzero(~gt.any(1))[:5].tolist()
         raise ValueError(f"images without any caption (first ids: {missing})")
-    best_gt = np.where(gt, scores, -np.inf).max(1, keepdims=True)
-    return ((scores >= best_gt) & ~gt).sum(1)
+    finite = np.isfinite(scores)
+    found = gt & finite
+    best_gt = np.where(found, scores, -np.inf).max(1, keepdims=True)
+    above = (scores >= best_gt) | ~finite
+    return np.where(found.any(1), (above & ~gt).sum(1), m).astype(np.int64)
 
 
 def t2i_ranks(scores: np.ndarray, caption_image: np.ndarray) -> np.ndarray:
-    """For each caption, the 0-based rank of its ground-truth image (scores: N_images x M)."""
-    m = scores.shape[1]
-    gt_score = scores[caption_image, np.arange(m)]
-    ge = scores >= gt_score[None, :]
-    return ge.sum(0) - 1  # the ground truth itself is counted once
+    """For each caption, the 0-based rank of its ground-truth image.
+
+    Images ranked above it are the other images scoring at least as high, or scoring NaN/inf.
+
+    Args:
+        scores: (N_images, M_captions) float scores, higher is better; may hold NaN/inf.
+        caption_image: (M,) integer ground-truth image of each caption, in ``[0, N)``.
+
+    Returns:
+        (M,) int64 ranks in ``[0, N]``; ``N`` means that the ground-truth score is not finite
+        (a miss at every K).
+
+    Raises:
+        ValueError: ``scores`` is empty or not 2-D, or ``caption_image`` does not match it.
+    """
+    caption_image = np.asarray(caption_image)
+    n, m = _check_scores(scores, caption_image)
+    cols = np.arange(m)
+    gt_score = scores[caption_image, cols]
+    above = (scores >= gt_score[None, :]) | ~np.isfinite(scores)
+    above[caption_image, cols] = False  # the ground truth itself
+    return np.where(np.isfinite(gt_score), above.sum(0), n).astype(np.int64)
 
 
 def recall_at_k(i2t_scores: np.ndarray, t2i_scores: np.ndarray, caption_image: np.ndarray,
                 ks: tuple[int, ...] = RECALL_KS) -> dict[str, float]:
-    """R@K both directions and their mean ``r_mean`` from (N_images, M_captions) score matrices."""
+    """R@K both directions, their mean ``r_mean`` and the count ``nonfinite_scores``.
+
+    Args:
+        i2t_scores: (N_images, M_captions) scores ranked per image (rows).
+        t2i_scores: (N_images, M_captions) scores ranked per caption (columns); may be the
+            same array as ``i2t_scores``.
+        caption_image: (M,) integer ground-truth image of each caption.
+        ks: the K of R@K.
+
+    Returns:
+        ``{"i2t_r<K>": ..., "t2i_r<K>": ..., "r_mean": ..., "nonfinite_scores": ...}``: recalls
+        in [0, 1] (a query whose ground truth is not found is a miss at every K, K >= the
+        gallery size included), and the number of (image, caption) pairs whose score is NaN or
+        inf in either matrix, as a float.
+
+    Raises:
+        ValueError: as :func:`i2t_ranks`; or the two matrices differ in shape.
+    """
+    if np.shape(i2t_scores) != np.shape(t2i_scores):
+        raise ValueError(f"i2t and t2i scores differ in shape: {np.shape(i2t_scores)} vs {np.shape(t2i_scores)}")
     ri = i2t_ranks(i2t_scores, caption_image)
     rt = t2i_ranks(t2i_scores, caption_image)
+    n, m = len(ri), len(rt)
     out: dict[str, float] = {}
     for k in ks:
-        out[f"i2t_r{k}"] = float((ri < k).mean())
+        out[f"i2t_r{k}"] = float((ri < min(k, m)).mean())  # rank m = not found
     for k in ks:
-        out[f"t2i_r{k}"] = float((rt < k).mean())
+        out[f"t2i_r{k}"] = float((rt < min(k, n)).mean())  # rank n = not found
     out["r_mean"] = float(np.mean([out[f"i2t_r{k}"] for k in ks] + [out[f"t2i_r{k}"] for k in ks]))
+    out["nonfinite_scores"] = float((~np.isfinite(i2t_scores) | ~np.isfinite(t2i_scores)).sum())
     return out
 
 
+def _check_scores(scores: np.ndarray, caption_image: np.ndarray) -> tuple[int, int]:
+    """(N, M) of a score matrix, after checking it is non-empty and matches ``caption_image``.
+
+    An empty gallery or caption set is an error rather than a NaN recall (the mean of nothing).
+    """
+    if np.ndim(scores) != 2:
+        raise ValueError(f"retrieval scores must be 2-D (N_images, M_captions), got shape {np.shape(scores)}")
+    n, m = scores.shape
+    if n == 0 or m == 0:
+        empty = " and ".join(what for what, size in (("images", n), ("captions", m)) if size == 0)
+        raise ValueError(f"retrieval needs images and captions: no {empty} (scores shape {scores.shape})")
+    if caption_image.shape != (m,) or not np.issubdtype(caption_image.dtype, np.integer):
+        raise ValueError(f"caption_image must be {m} integer image indices (one per caption), got "
+                         f"shape {caption_image.shape} dtype {caption_image.dtype}")
+    bad = (caption_image < 0) | (caption_image >= n)
+    if bad.any():
+        raise ValueError(f"caption_image must index the {n} images, got {caption_image[bad][:5].tolist()}")
+    return n, m
+
+
 def normalised_entropy(logits: torch.Tensor, dim: int) -> torch.Tensor:
-    """Entropy of ``softmax(logits)`` along ``dim`` divided by log(size), in [0, 1]."""
+    """Entropy of ``softmax(logits)`` along ``dim`` divided by log(size), in [0, 1].
+
+    A -inf logit is probability 0 (a masked entry, adding 0); a NaN or +inf logit makes its
+    row's entropy NaN, which flows on into the scores of a method using the cue (and is
+    counted there as non-finite, see the module docstring).
+    """
     size = logits.shape[dim]
     if size < 2:
         return torch.zeros(logits.shape[1 - dim] if logits.ndim == 2 else 1)
     logp = torch.log_softmax(logits, dim=dim)
-    return -(logp.exp() * logp).sum(dim) / math.log(size)
+    plogp = torch.where(logp.isneginf(), 0.0, logp.exp() * logp)  # 0 * log 0 = 0, not NaN
+    return -plogp.sum(dim) / math.log(size)
 
 
 def retrieval_signals(sim: torch.Tensor, logit_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,7 +251,7 @@ class Retrieval(Task):
     name: ClassVar[str] = "retrieval"
     primary_metric: ClassVar[str] = "r_mean"
     metric_names: ClassVar[tuple[str, ...]] = (
-        *(f"i2t_r{k}" for k in RECALL_KS), *(f"t2i_r{k}" for k in RECALL_KS), "r_mean")
+        *(f"i2t_r{k}" for k in RECALL_KS), *(f"t2i_r{k}" for k in RECALL_KS), "r_mean", "nonfinite_scores")
 
     def __init__(self, k: int = 16, chunk: int = 4096) -> None:
         if k < 1:
