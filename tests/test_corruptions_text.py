@@ -18,7 +18,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import corruptions  # noqa: E402
 import corruptions.presets  # noqa: E402,F401  (registers qmf_text_mask)
 from corruptions.text import wordnet  # noqa: E402
-from corruptions.text.char import keyboard_map, ocr_map  # noqa: E402
+from corruptions.text.char import RANDOM_CHARS, clean_map, is_edit_char, keyboard_map, ocr_map  # noqa: E402
 from corruptions.text.common import Tokens, changed_word_share, graphemes, split_core  # noqa: E402
 from corruptions.text.word import MASK_TOKEN, PUNCTUATION  # noqa: E402
 
@@ -37,6 +37,8 @@ TEXT_PARAMS: dict[str, str] = {
 SHARE_NAMES = [n for n, kind in TEXT_PARAMS.items() if kind == "share"]
 CHAR_NAMES = ["keyboard", "ocr", "char_insert", "char_substitute", "char_swap", "char_delete"]
 SAME_LENGTH = CHAR_NAMES + ["synonym_replace", "word_mask", "word_swap"]  # never change the word count
+# Character-level corruptions as the registry knows them (family "character").
+CHAR_LEVEL = [n for n in corruptions.names("text") if corruptions.get(n).family == "character"]
 
 # Not used by benchmarks/text_word_share.py.
 CAPTIONS = [
@@ -197,6 +199,63 @@ def test_whitespace_and_punctuation_kept(name):
             pre, _, post = split_core(old)
             if name != "word_swap" or old != new:
                 assert new.startswith(pre) and new.endswith(post), (old, new)
+
+
+def test_character_level_corruptions_are_known():
+    """A new character-level corruption fails here until it is added to CHAR_NAMES (and so is
+    checked by every test below that takes CHAR_NAMES, e.g. test_char_edits_change_every_chosen_word)."""
+    assert CHAR_LEVEL == CHAR_NAMES, f"registered character-level corruptions changed: {CHAR_LEVEL}"
+
+
+# Captions for the whitespace rule: many "u"s (nlpaug's keyboard map had " t" for u), upper
+# case (its upper-case expansion had " T"), digits and symbols (OCR, keyboard), tabs, newlines,
+# runs of spaces and leading / trailing whitespace.
+WHITESPACE_CAPTIONS = CAPTIONS + [
+    "umbrella under a blue bus full of fruit",
+    "A BUS FULL OF UNUSUAL UMBRELLAS UNDER THE SUN",
+    "Two hungry pups run out under the usual summer sun.",
+    "route 66 bus #12 at 8:05, 100% full",
+    "  a\tcup  of\nsoup \u00e9t\u00e9 caf\u00e9 ",
+]
+
+
+@pytest.mark.parametrize("severity", corruptions.SEVERITIES)
+@pytest.mark.parametrize("name", CHAR_LEVEL)
+def test_char_level_never_adds_or_removes_whitespace(name, severity):
+    """No character-level corruption splits, merges or empties a word (REFERENCES.md s5: they edit
+    characters inside words). The whitespace runs of the caption come back byte for byte, so the
+    word count is unchanged and no word (or single-space-separated token) is empty."""
+    for seed in range(30):
+        for k, text in enumerate(WHITESPACE_CAPTIONS):
+            out = corruptions.apply(name, text, severity, seed=seed, sample_id=k)
+            assert re.findall(r"\s+", out) == re.findall(r"\s+", text), (name, severity, seed, text, out)
+            assert len(out.split()) == len(text.split()), (name, severity, seed, text, out)
+            assert all(Tokens(out).words), (name, out)
+            if "  " not in text and text == text.strip():
+                assert all(out.split(" ")), (name, out)
+
+
+def test_keyboard_regression_u_does_not_split_words():
+    """nlpaug's keyboard map offers " t" for u: this draw gave 'umbrella jbder a Hl te bus ...' (9 words)."""
+    text = "umbrella under a blue bus full of fruit"
+    out = corruptions.apply("keyboard", text, 5, seed=6, sample_id=0)
+    assert out == "umbrella jbder a Hl*e bus full of fruit"
+    assert len(out.split()) == 8
+    assert all(len(corruptions.apply("keyboard", text, 5, seed=s, sample_id=0).split()) == 8 for s in range(150))
+
+
+def test_character_tables_hold_single_printable_characters():
+    """Every lookup table and alphabet a character edit reads: one printable non-space character per entry."""
+    kb, om = keyboard_map(), ocr_map()
+    assert " t" not in kb["u"] and " T" not in kb["U"] and {"i", "j", "h", "k", "7", "8"} <= set(kb["u"])
+    for table in (kb, om):
+        for key, options in table.items():
+            assert is_edit_char(key), repr(key)
+            assert options and all(is_edit_char(v) and v != key for v in options), (key, options)
+    assert all(is_edit_char(c) for c in RANDOM_CHARS) and len(set(RANDOM_CHARS)) == len(RANDOM_CHARS)
+    odd = {"u": [" t", "", "ab", "SS", "\t", "\u00a0", "\u0301", "\u200b", "\x00", "u", "i"], " ": ["x"], "": ["y"], "\n": ["z"]}
+    assert clean_map(odd) == {"u": ("i",)}
+    assert not is_edit_char("\u3000") and is_edit_char("\u00e9") and is_edit_char("\u65e5") and is_edit_char("#")
 
 
 def _changed_words(name: str, text: str, severity: int = 5, seeds=range(20)):
