@@ -39,7 +39,7 @@ from . import get
 from .base import BT601_LUMA, check_severity
 from .image import blur as _blur
 from .image import noise as _noise
-from .rng import sample_rng
+from .rng import content_id, sample_rng
 
 _Op = Callable[[torch.Tensor, object, list[np.random.Generator]], torch.Tensor]
 _OPS: dict[str, _Op] = {}
@@ -72,7 +72,12 @@ def apply_torch(
         images: NxCxHxW float tensor in [0, 1], C = 3 (RGB) or 1.
         severity: 1..5.
         seed: the run's seed.
-        sample_ids: each image's stable id (default 0..N-1), as for ``corruptions.apply_batch``.
+        sample_ids: each image's stable id, as for ``corruptions.apply_batch``. Omitted (None):
+            :func:`content_ids`, derived from each image's content like the numpy engine's
+            default, so different images get independent draws (a default of 0..N-1 gave two
+            batches identical noise position by position) and an image made from uint8 pixels
+            gets the draws ``corruptions.apply_batch`` gives those pixels without ids. Costs a
+            copy of the batch to the CPU: runners should pass their dataset's ids.
 
     Returns:
         The corrupted batch, clamped to [0, 1], same shape, dtype and device.
@@ -84,7 +89,7 @@ def apply_torch(
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"images must be NxCxHxW with C = 1 or 3, got shape {tuple(images.shape)}")
     n = images.shape[0]
-    ids = list(range(n)) if sample_ids is None else [int(i) for i in sample_ids]
+    ids = content_ids(images) if sample_ids is None else [int(i) for i in sample_ids]
     if len(ids) != n:
         raise ValueError(f"sample_ids has {len(ids)} entries for a batch of {n}")
     rngs = [sample_rng(seed, i, name, get(name).draw_key(severity)) for i in ids]
@@ -98,6 +103,19 @@ def apply_torch(
             luma = torch.as_tensor(BT601_LUMA, device=out.device).view(1, 3, 1, 1)
             out = (out * luma).sum(dim=1, keepdim=True)
     return out.to(images.dtype)
+
+
+def content_ids(images: torch.Tensor) -> list[int]:
+    """Default sample ids of an NxCxHxW batch in [0, 1]: ``content_id`` of each image as uint8 HxWxC.
+
+    Each image is quantised the way the engine rounds (``rint(clip(x, 0, 1) * 255)``) and laid
+    out HxWxC (HxWx1 for grayscale), so a tensor made from uint8 pixels as ``pixels * (1 / 255)``
+    gets the ids ``corruptions.apply_batch`` derives from those pixels (an RGB image exactly as
+    an HxWx3 array). Float images off the 1/255 grid that round to the same pixels share an id.
+    """
+    x = images.detach().to(device="cpu", dtype=torch.float32).permute(0, 2, 3, 1).numpy()
+    pixels = np.rint(np.clip(x * np.float32(255.0), 0.0, 255.0)).astype(np.uint8)
+    return [content_id(img) for img in pixels]
 
 
 def _f32(value: float) -> torch.Tensor:

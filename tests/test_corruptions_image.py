@@ -258,6 +258,35 @@ def test_batch_path_equals_per_sample(name: str) -> None:
     assert got.dtype == np.uint8 and np.array_equal(got, want)
 
 
+def _identically_changed_share(outs: list[np.ndarray], imgs: list[np.ndarray]) -> float:
+    """Mean over image pairs: share of the pixels changed in either image that changed identically
+    (the same difference to the clean image, or the same output value)."""
+    shares = []
+    for i in range(len(imgs)):
+        for j in range(i + 1, len(imgs)):
+            di, dj = outs[i].astype(int) - imgs[i], outs[j].astype(int) - imgs[j]
+            changed = (di != 0) | (dj != 0)
+            same = changed & ((di == dj) | (outs[i] == outs[j]))
+            shares.append(same.sum() / max(int(changed.sum()), 1))
+    return float(np.mean(shares))
+
+
+RANDOM_NAMES = [n for n in IMAGE_NAMES if CASES[n].random]
+
+
+@pytest.mark.parametrize("name", RANDOM_NAMES)
+def test_omitted_sample_id_gives_different_images_independent_draws(name: str) -> None:
+    """Images that differ only by a brightness shift: with one shared draw (the old default id 0)
+    95-100% of the changed pixels changed identically; with content ids, as many as with distinct
+    explicit ids (chance agreement)."""
+    base = np.clip(IMAGES[0], 20, 230)
+    imgs = [base + np.uint8(3 * k) for k in range(6)]
+    default = _identically_changed_share([corruptions.apply(name, im, 3) for im in imgs], imgs)
+    distinct = _identically_changed_share([corruptions.apply(name, im, 3, sample_id=k) for k, im in enumerate(imgs)], imgs)
+    assert default < 0.3 and default < distinct + 0.1, (name, default, distinct)
+    assert np.array_equal(corruptions.apply(name, imgs[2], 3), corruptions.apply(name, imgs[2].copy(), 3))
+
+
 def test_no_global_rng_is_touched() -> None:
     np_state = np.random.get_state()[1].copy()
     py_state = random.getstate()
@@ -519,3 +548,27 @@ def test_torch_ops_determinism_and_inputs() -> None:
         torch_ops.apply_torch("gausian_noise", x, 1)
     with pytest.raises(ValueError):
         torch_ops.apply_torch("contrast", x, 6)
+
+
+def test_torch_default_ids_are_content_ids() -> None:
+    """apply_torch without ids == apply_batch without ids on the uint8 pixels (pointwise: byte for byte);
+    two different batches are not noised alike position by position."""
+    torch = pytest.importorskip("torch")
+    from corruptions import torch_ops
+    from corruptions.rng import CONTENT_ID_SPACE, content_id
+
+    batch = IMAGES[:3]
+    x = _torch_batch(torch, batch)
+    assert torch_ops.content_ids(x) == [content_id(im) for im in batch]
+    gray = np.stack([im[:, :, 0] for im in batch])[:, :, :, None]
+    assert torch_ops.content_ids(torch.from_numpy(gray).permute(0, 3, 1, 2) / 255.0) == [content_id(g) for g in gray]
+    for name in ("gaussian_noise", "impulse_noise", "shot_noise", "speckle_noise"):
+        got = _to_uint8(torch_ops.apply_torch(name, x, 3))
+        assert np.array_equal(got, corruptions.apply_batch(name, np.stack(batch), 3)), name
+    y = _torch_batch(torch, [np.clip(im.astype(int) + 5, 0, 255).astype(np.uint8) for im in batch])
+    noise_x = torch_ops.apply_torch("gaussian_noise", x, 3) - x
+    noise_y = torch_ops.apply_torch("gaussian_noise", y, 3) - y
+    assert float(torch.isclose(noise_x, noise_y, atol=1e-6).float().mean()) < 0.3
+    big = [CONTENT_ID_SPACE - 1, 0, 5]  # 63-bit ids are valid explicit ids too
+    assert np.array_equal(_to_uint8(torch_ops.apply_torch("gaussian_noise", x, 2, sample_ids=big)),
+                          corruptions.apply_batch("gaussian_noise", np.stack(batch), 2, sample_ids=big))

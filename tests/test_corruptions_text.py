@@ -133,6 +133,24 @@ def test_no_cap_on_long_captions(name):
         assert abs(share - 0.05 * severity) < 0.02, f"{name}: share {share:.3f} on 2000 words at severity {severity}"
 
 
+# 200 different 10-word captions (share 0.05 at severity 1 = one word in every other caption).
+DISTINCT_CAPTIONS = [long_caption(10, seed=1000 + i) for i in range(200)]
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+@pytest.mark.parametrize("name", SHARE_NAMES)
+def test_share_holds_without_sample_id(name, severity):
+    """Without sample_id each caption draws from its own content id: the share holds over a list
+    of different captions (with a fixed default id every caption took the same draws, and at
+    severity 1 keyboard and synonym_replace changed none of them)."""
+    outs = [(c, corruptions.apply(name, c, severity, seed=seed)) for seed in range(3) for c in DISTINCT_CAPTIONS]
+    share = float(np.mean([changed_word_share(c, o) for c, o in outs]))
+    assert abs(share - 0.05 * severity) < 0.012 + 0.008 * (severity == 5), (name, severity, share)
+    if severity == 1 and name != "word_swap":  # word_swap moves 2 words per swap: a swap in every 4th caption
+        changed = float(np.mean([c != o for c, o in outs]))
+        assert 0.38 < changed < 0.62, (name, changed)
+
+
 def test_missing_text_drops_a_severity_scaled_share_of_captions():
     caption = CAPTIONS[0]
     outs = {s: [corruptions.apply("missing_text", caption, s, seed=5, sample_id=i) for i in range(4000)]
