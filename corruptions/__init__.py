@@ -109,7 +109,10 @@ def apply(
         groups: pair corruptions only: the item each caption belongs to (default: each its own).
 
     Returns:
-        The corrupted sample, of the input's type, shape and dtype.
+        The corrupted sample, of the input's type, shape and dtype. Degenerate inputs: an image
+        with no pixels (a zero height or width) comes back as an unchanged copy; an empty or
+        blank caption comes back unchanged (``missing_text`` may return ``""``); an empty
+        caption list gives ``[]``.
     """
     spec = get(name)
     severity = check_severity(severity)
@@ -130,6 +133,8 @@ def _apply_image(spec: Corruption, x: Any, severity: int, seed: int, sample_id: 
     rgb, alpha = split_rgb(x) if spec.uint8 else to_rgb_float(x)  # also validates x
     sid = content_id(x) if sample_id is None else sample_id
     check_ids(seed, sid)
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:  # no pixels: nothing to corrupt (OpenCV borders would loop)
+        return x.copy()
     out = spec.fn(rgb, spec.param(severity), LazyGenerator(seed, sid, spec.name, spec.draw_key(severity)))
     _check_image_output(spec.name, out, rgb.shape, np.uint8 if spec.uint8 else None)
     return merge_rgb(out, x, alpha) if spec.uint8 else from_rgb_float(out, x, alpha)
@@ -183,6 +188,9 @@ def apply_batch(
     position) and the result equals :func:`apply` on each sample without an id. Pair corruptions
     act on the caption list as a whole: caption ``k`` gets ``content_id(captions) + k``, as
     :func:`apply` does. Runners should pass their dataset's stable ids.
+
+    An empty batch gives an empty result of the input's kind: an empty uint8 array comes back
+    as an empty copy of the same shape, an empty list as ``[]``.
     """
     spec = get(name)
     severity = check_severity(severity)
@@ -193,6 +201,8 @@ def apply_batch(
     if spec.modality == "pair":
         captions = _captions(name, xs)
         return _apply_pair(spec, captions, severity, seed, _first_ids(captions) if given is None else given, groups)
+    if n == 0:
+        return _empty_batch(spec, xs)
     ids = [content_id(x) for x in xs] if given is None else given
     if spec.modality == "image" and spec.batch_fn is not None and isinstance(xs, np.ndarray) and xs.ndim == 4 and xs.shape[3] == 3:
         return _image_batch(spec, xs, severity, seed, ids)
@@ -202,12 +212,27 @@ def apply_batch(
     return outs
 
 
+def _empty_batch(spec: Corruption, xs: Any) -> Any:
+    """The result for an empty batch: an empty copy of an image stack, else ``[]``."""
+    if not isinstance(xs, np.ndarray):
+        return []
+    if spec.modality == "image":
+        if xs.dtype != np.uint8:
+            raise TypeError(f"image corruptions take uint8 arrays, got dtype {xs.dtype}")
+        if xs.ndim not in (3, 4) or (xs.ndim == 4 and xs.shape[3] not in (1, 3, 4)):
+            raise ValueError(f"an image batch must be NxHxW or NxHxWxC (C = 1, 3, 4), got shape {xs.shape}")
+        return xs.copy()
+    return []
+
+
 def _image_batch(spec: Corruption, xs: np.ndarray, severity: int, seed: int, ids: list[int]) -> np.ndarray:
     """An NxHxWx3 uint8 stack through ``spec.batch_fn`` (equal to the per-sample path)."""
     if xs.dtype != np.uint8:
         raise TypeError(f"image corruptions take uint8 arrays, got dtype {xs.dtype}")
     for i in ids:
         check_ids(seed, i)
+    if xs.shape[1] == 0 or xs.shape[2] == 0:
+        return xs.copy()
     rngs = [LazyGenerator(seed, i, spec.name, spec.draw_key(severity)) for i in ids]
     param = spec.param(severity)
     if spec.uint8:

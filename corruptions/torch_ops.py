@@ -80,7 +80,8 @@ def apply_torch(
             copy of the batch to the CPU: runners should pass their dataset's ids.
 
     Returns:
-        The corrupted batch, clamped to [0, 1], same shape, dtype and device.
+        The corrupted batch, clamped to [0, 1], same shape, dtype and device. An empty batch
+        or images with no pixels come back as an unchanged copy.
     """
     if name not in _OPS:
         spec = get(name)  # raises the registry's "did you mean" error for unknown names
@@ -92,6 +93,8 @@ def apply_torch(
     ids = content_ids(images) if sample_ids is None else [int(i) for i in sample_ids]
     if len(ids) != n:
         raise ValueError(f"sample_ids has {len(ids)} entries for a batch of {n}")
+    if images.numel() == 0:
+        return images.clone()
     rngs = [sample_rng(seed, i, name, get(name).draw_key(severity)) for i in ids]
     x = images.to(torch.float32)
     gray = x.shape[1] == 1
@@ -210,11 +213,32 @@ def _saturate(x: torch.Tensor, param: tuple[float, float], rngs: list[np.random.
 # --- blur -------------------------------------------------------------------------------------------
 
 
+def _reflect101_index(n: int, before: int, after: int, device: torch.device) -> torch.Tensor:
+    """Source indices of a side of length ``n`` padded by ``before`` / ``after`` cells, OpenCV's
+    BORDER_REFLECT_101 (``gfedcb|abcdefgh|gfedcba``) at any pad size, as ``cv2.borderInterpolate``:
+    torch's 'reflect' padding refuses pads >= the side (images smaller than the kernel)."""
+    i = torch.arange(-before, n + after, device=device)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * n - 2
+    i = torch.remainder(i, period)
+    return torch.where(i >= n, period - i, i)
+
+
+def _pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int, mode: str) -> torch.Tensor:
+    """``F.pad`` with ``mode`` 'replicate', or 'reflect' (OpenCV's reflect-101) at any pad size."""
+    if mode != "reflect":
+        return F.pad(x, (left, right, top, bottom), mode=mode)
+    rows = _reflect101_index(x.shape[2], top, bottom, x.device)
+    cols = _reflect101_index(x.shape[3], left, right, x.device)
+    return x.index_select(2, rows).index_select(3, cols)
+
+
 def _correlate(x: torch.Tensor, kernel: np.ndarray, anchor: tuple[int, int], mode: str) -> torch.Tensor:
     """cv2.filter2D semantics: correlation with ``kernel`` anchored at (x, y), border ``mode``."""
     kh, kw = kernel.shape
     ax, ay = anchor
-    padded = F.pad(x, (ax, kw - 1 - ax, ay, kh - 1 - ay), mode=mode)
+    padded = _pad(x, ax, kw - 1 - ax, ay, kh - 1 - ay, mode)
     weight = torch.from_numpy(np.ascontiguousarray(kernel, dtype=np.float32)).to(x.device)
     weight = weight.view(1, 1, kh, kw).expand(x.shape[1], 1, kh, kw)
     return F.conv2d(padded, weight, groups=x.shape[1])
@@ -232,7 +256,7 @@ def _gaussian_blur(x: torch.Tensor, sigma: float, rngs: list[np.random.Generator
 def _defocus_blur(x: torch.Tensor, param: tuple[float, float], rngs: list[np.random.Generator]) -> torch.Tensor:
     kernel = _blur.disk_kernel(*param)
     r = kernel.shape[0] // 2
-    return _correlate(x, kernel, (r, r), "reflect")  # torch 'reflect' == OpenCV BORDER_REFLECT_101
+    return _correlate(x, kernel, (r, r), "reflect")  # OpenCV BORDER_REFLECT_101, see _pad
 
 
 @_op("motion_blur")

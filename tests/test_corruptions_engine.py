@@ -413,3 +413,27 @@ def test_two_batches_are_not_correlated_by_position() -> None:
         changed = (oa != 0) | (ob != 0)
         same = changed & (oa == ob)
         assert same.sum() / changed.sum() < 0.3, name
+
+
+# --- empty batches and degenerate inputs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_empty_batch_returns_empty_result_of_its_kind(name: str) -> None:
+    modality = corruptions.get(name).modality
+    assert corruptions.apply_batch(name, [], 3) == []
+    assert corruptions.apply_batch(name, [], 3, sample_ids=[], groups=[] if modality == "pair" else None) == []
+    if modality == "image":
+        for shape in ((0, 8, 8, 3), (0, 8, 8), (0, 8, 8, 1), (0, 8, 8, 4)):
+            empty = np.zeros(shape, np.uint8)
+            out = corruptions.apply_batch(name, empty, 3)
+            assert isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.uint8
+            assert not np.shares_memory(out, empty)
+        with pytest.raises(TypeError, match="uint8"):
+            corruptions.apply_batch(name, np.zeros((0, 8, 8, 3), np.float32), 3)
+    elif modality == "text":
+        assert corruptions.apply(name, "", 3) == ""
+    else:
+        assert corruptions.apply(name, [], 3) == []
+    with pytest.raises(ValueError, match="sample_ids"):
+        corruptions.apply_batch(name, [], 3, sample_ids=[1])

@@ -13,6 +13,7 @@ import colorsys
 import random
 import subprocess
 import sys
+import warnings
 
 import cv2
 import numpy as np
@@ -365,6 +366,35 @@ def test_odd_inputs(name: str) -> None:
     assert np.array_equal(out[:, :, :3], corruptions.apply(name, small, 3, seed=0, sample_id=1))
 
 
+DEGENERATE_SHAPES = [(1, 1, 3), (1, 7, 3), (7, 1, 3), (2, 2, 3), (1, 1), (1, 1, 1), (1, 1, 4), (3, 2, 4)]
+EMPTY_SHAPES = [(0, 5, 3), (5, 0, 3), (0, 0, 3), (0, 0), (0, 4, 1), (4, 0, 4)]
+
+
+@pytest.mark.parametrize("name", IMAGE_NAMES)
+def test_tiny_and_empty_images(name: str) -> None:
+    """1-pixel and 2-pixel sides work (shape, dtype, alpha kept, no NaN warnings: fog's plasma map
+    is at least 2x2); an image with no pixels comes back as an unchanged copy (OpenCV's
+    reflect border loops forever on an empty image)."""
+    rng = np.random.default_rng(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for shape in DEGENERATE_SHAPES:
+            img = rng.integers(0, 256, shape, dtype=np.uint8)
+            for sev in (1, 5):
+                out = corruptions.apply(name, img, sev, seed=0, sample_id=3)
+                assert out.shape == img.shape and out.dtype == np.uint8, (shape, sev)
+                if len(shape) == 3 and shape[2] == 4:
+                    assert np.array_equal(out[:, :, 3], img[:, :, 3])
+                assert np.array_equal(out, corruptions.apply(name, img, sev, seed=0, sample_id=3))
+    for shape in EMPTY_SHAPES:
+        img = np.zeros(shape, np.uint8)
+        out = corruptions.apply(name, img, 5)
+        assert out.shape == shape and out.dtype == np.uint8 and not np.shares_memory(out, img)
+    stack = np.zeros((2, 0, 5, 3), np.uint8)
+    assert corruptions.apply_batch(name, stack, 3).shape == stack.shape
+    assert corruptions.apply_batch(name, rng.integers(0, 256, (2, 1, 1, 3), dtype=np.uint8), 3).shape == (2, 1, 1, 3)
+
+
 def test_large_image_scale_rules() -> None:
     """Frost textures are enlarged to cover big images; fog maps grow to the next power of two."""
     big = cv2.resize(IMAGES[0], (1100, 700), interpolation=cv2.INTER_LINEAR)
@@ -572,3 +602,21 @@ def test_torch_default_ids_are_content_ids() -> None:
     big = [CONTENT_ID_SPACE - 1, 0, 5]  # 63-bit ids are valid explicit ids too
     assert np.array_equal(_to_uint8(torch_ops.apply_torch("gaussian_noise", x, 2, sample_ids=big)),
                           corruptions.apply_batch("gaussian_noise", np.stack(batch), 2, sample_ids=big))
+
+
+def test_torch_empty_and_tiny_images() -> None:
+    """Empty batches and images with no pixels come back unchanged; images smaller than the kernel
+    use OpenCV's reflect-101 border like the numpy path (torch's 'reflect' pad refuses them)."""
+    torch = pytest.importorskip("torch")
+    from corruptions import torch_ops
+
+    for name in torch_ops.supported():
+        for shape in ((0, 3, 8, 8), (2, 3, 0, 5), (1, 1, 4, 0)):
+            empty = torch.zeros(shape)
+            out = torch_ops.apply_torch(name, empty, 3)
+            assert out.shape == empty.shape and out.dtype == empty.dtype
+        for h, w in ((1, 1), (1, 7), (7, 1), (2, 2), (8, 8)):
+            imgs = [np.random.default_rng(h * 10 + w + k).integers(0, 256, (h, w, 3), dtype=np.uint8) for k in range(2)]
+            got = _to_uint8(torch_ops.apply_torch(name, _torch_batch(torch, imgs), 5, sample_ids=[1, 2]))
+            want = corruptions.apply_batch(name, np.stack(imgs), 5, sample_ids=[1, 2])
+            assert np.abs(got.astype(int) - want).max() <= 1, (name, h, w)

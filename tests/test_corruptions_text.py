@@ -182,9 +182,44 @@ def test_qmf_text_mask_protocol():
 @pytest.mark.parametrize("name", sorted(TEXT_PARAMS))
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
 def test_empty_and_blank(name, text):
+    """An empty or whitespace-only caption comes back unchanged (missing_text may drop it to "")."""
     for severity in corruptions.SEVERITIES:
         out = corruptions.apply(name, text, severity, seed=1)
         assert out in (("", text) if name == "missing_text" else (text,))
+
+
+# Corruptions that only edit or replace a word's core (letters, digits): nothing to do without one.
+CORE_EDITS = CHAR_NAMES + ["synonym_replace", "word_mask", "word_swap"]
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_PARAMS))
+def test_one_word_and_punctuation_only_captions(name):
+    """Defined behaviour on degenerate captions, for every text corruption:
+
+    * one word: stays one word, except for the corruptions that insert words (word_insert,
+      insert_punctuation) and missing_text (may drop the caption);
+    * punctuation only (no word core): the core edits leave it unchanged; word_delete keeps at
+      least one token; insertions add tokens; missing_text / qmf_text_mask act on tokens as usual.
+    """
+    grows = {"word_insert", "insert_punctuation"}
+    for text in ("surfboard", "Dog.", "a", "x"):
+        for severity in corruptions.SEVERITIES:
+            for seed in range(8):
+                out = corruptions.apply(name, text, severity, seed=seed)
+                assert isinstance(out, str)
+                if name == "missing_text":
+                    assert out in ("", text)
+                elif name not in grows:
+                    assert len(out.split()) == 1, (name, text, out)
+    for text in ("!!! ... ???", "-", "( ) , ."):
+        for severity in corruptions.SEVERITIES:
+            for seed in range(8):
+                out = corruptions.apply(name, text, severity, seed=seed)
+                assert isinstance(out, str) and out == corruptions.apply(name, text, severity, seed=seed)
+                if name in CORE_EDITS:
+                    assert out == text, (name, text, out)
+                elif name == "word_delete":
+                    assert 1 <= len(out.split()) <= len(text.split())
 
 
 @pytest.mark.parametrize("name", sorted(TEXT_PARAMS))
