@@ -11,7 +11,9 @@ The contract every other part of mafs-bench uses::
     corruptions.apply("caption_shuffle", captions, 4, seed=0, groups=image_ids)  # list -> list
 
 Every random choice comes from :func:`corruptions.rng.sample_rng` (seed, sample id, corruption,
-severity), so outputs are byte-identical across runs, processes and batch orders.
+severity), so outputs are byte-identical across runs, processes and batch orders. Without a
+sample id the id is :func:`corruptions.rng.content_id` of the sample (a SHA-256 of its content):
+different samples get independent draws, equal samples equal ones.
 
 Image corruptions come in two kinds (see :mod:`corruptions.base`): float ones get a float32 RGB
 copy in [0, 1] and the engine rounds their result back to uint8; native-uint8 ones
@@ -44,7 +46,7 @@ from .base import (
     uint8_to_float,
 )
 from .registry import Registry, UnknownNameError
-from .rng import sample_rng
+from .rng import content_id, sample_rng
 
 # Importing the families registers their corruptions.
 from . import image as _image  # noqa: E402,F401
@@ -61,6 +63,7 @@ __all__ = [
     "UnknownNameError",
     "apply",
     "apply_batch",
+    "content_id",
     "get",
     "names",
     "register_batch",
@@ -86,7 +89,7 @@ def apply(
     x: Any,
     severity: int,
     seed: int = 0,
-    sample_id: int = 0,
+    sample_id: int | None = None,
     groups: Sequence[Any] | None = None,
 ) -> Any:
     """Apply corruption ``name`` at ``severity`` (1..5) to one sample.
@@ -98,40 +101,70 @@ def apply(
         severity: 1..5.
         seed: the run's seed.
         sample_id: the sample's stable id (for pair corruptions: the id of the first caption;
-            caption ``i`` uses ``sample_id + i``).
+            caption ``i`` uses ``sample_id + i``). Omitted (None): :func:`corruptions.rng.content_id`
+            of ``x``, a 63-bit SHA-256 of its content, so that different samples get independent
+            draws and equal samples equal ones, in any process. (A fixed default id gave every
+            image of a loop the same noise field and every caption the same draws.) An explicit
+            id gives exactly the draws it always gave.
         groups: pair corruptions only: the item each caption belongs to (default: each its own).
 
     Returns:
-        The corrupted sample, of the input's type, shape and dtype.
+        The corrupted sample, of the input's type, shape and dtype. Degenerate inputs: an image
+        with no pixels (a zero height or width) comes back as an unchanged copy; an empty or
+        blank caption comes back unchanged (``missing_text`` may return ``""``); an empty
+        caption list gives ``[]``.
     """
     spec = get(name)
     severity = check_severity(severity)
-    param = spec.param(severity)
     if spec.modality == "image":
-        check_ids(seed, sample_id)
-        rng = LazyGenerator(seed, sample_id, name, spec.draw_key(severity))
-        if spec.uint8:
-            rgb8, alpha = split_rgb(x)
-            out8 = spec.fn(rgb8, param, rng)
-            _check_image_output(name, out8, rgb8.shape, np.uint8)
-            return merge_rgb(out8, x, alpha)
-        rgb, alpha = to_rgb_float(x)
-        out = spec.fn(rgb, param, rng)
-        _check_image_output(name, out, rgb.shape, None)
-        return from_rgb_float(out, x, alpha)
+        return _apply_image(spec, x, severity, seed, sample_id)
     if spec.modality == "text":
         if not isinstance(x, str):
             raise TypeError(f"text corruption {name!r} takes a str, got {type(x).__name__}")
-        return spec.fn(x, param, sample_rng(seed, sample_id, name, spec.draw_key(severity)))
+        sid = content_id(x) if sample_id is None else sample_id
+        return spec.fn(x, spec.param(severity), sample_rng(seed, sid, name, spec.draw_key(severity)))
+    captions = _captions(name, x)
+    ids = _first_ids(captions) if sample_id is None else list(range(sample_id, sample_id + len(captions)))
+    return _apply_pair(spec, captions, severity, seed, ids, groups)
+
+
+def _apply_image(spec: Corruption, x: Any, severity: int, seed: int, sample_id: int | None) -> np.ndarray:
+    """One image through ``spec``: the grayscale / RGBA rule, the uint8-native or the float path."""
+    rgb, alpha = split_rgb(x) if spec.uint8 else to_rgb_float(x)  # also validates x
+    sid = content_id(x) if sample_id is None else sample_id
+    check_ids(seed, sid)
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:  # no pixels: nothing to corrupt (OpenCV borders would loop)
+        return x.copy()
+    out = spec.fn(rgb, spec.param(severity), LazyGenerator(seed, sid, spec.name, spec.draw_key(severity)))
+    _check_image_output(spec.name, out, rgb.shape, np.uint8 if spec.uint8 else None)
+    return merge_rgb(out, x, alpha) if spec.uint8 else from_rgb_float(out, x, alpha)
+
+
+def _captions(name: str, x: Any) -> list[str]:
+    """A pair corruption's input as a list of str (TypeError otherwise)."""
+    if isinstance(x, str):
+        raise TypeError(f"pair corruption {name!r} takes a sequence of str captions, not one str")
     captions = list(x)
     if not all(isinstance(c, str) for c in captions):
         raise TypeError(f"pair corruption {name!r} takes a sequence of str captions")
-    ids = range(sample_id, sample_id + len(captions))
+    return captions
+
+
+def _first_ids(captions: list[str]) -> list[int]:
+    """Default ids of a caption list: ``content_id(captions) + k`` for caption ``k``."""
+    first = content_id(captions)
+    return list(range(first, first + len(captions)))
+
+
+def _apply_pair(
+    spec: Corruption, captions: list[str], severity: int, seed: int, ids: list[int], groups: Sequence[Any] | None
+) -> list[str]:
+    """Captions ``captions`` (caption ``k`` with id ``ids[k]``) through the pair corruption ``spec``."""
     group_list = list(groups) if groups is not None else list(ids)
     if len(group_list) != len(captions):
         raise ValueError(f"groups has {len(group_list)} entries for {len(captions)} captions")
-    rngs = [sample_rng(seed, i, name, spec.draw_key(severity)) for i in ids]
-    return spec.fn(captions, param, rngs, group_list)
+    rngs = [sample_rng(seed, i, spec.name, spec.draw_key(severity)) for i in ids]
+    return spec.fn(captions, spec.param(severity), rngs, group_list)
 
 
 def apply_batch(
@@ -142,40 +175,73 @@ def apply_batch(
     sample_ids: Sequence[int] | None = None,
     groups: Sequence[Any] | None = None,
 ) -> Any:
-    """Apply ``name`` to a batch; sample ``k`` gets ``sample_ids[k]`` (default ``k``).
+    """Apply ``name`` to a batch; sample ``k`` gets ``sample_ids[k]``.
 
     Images: an NxHxWxC uint8 array (or a list of arrays) gives the same type back; a corruption
     with a vectorised ``batch_fn`` runs it on the whole stack at once. Texts: a list of str.
     Pair corruptions: a list of captions (``groups`` as in :func:`apply`).
     The result equals applying :func:`apply` sample by sample with the same ids.
+
+    ``sample_ids`` omitted (None): each image or text gets :func:`corruptions.rng.content_id` of
+    its own content, exactly what :func:`apply` uses without an id, so two different batches
+    get independent draws (the former default, ids 0..N-1, gave them identical draws position by
+    position) and the result equals :func:`apply` on each sample without an id. Pair corruptions
+    act on the caption list as a whole: caption ``k`` gets ``content_id(captions) + k``, as
+    :func:`apply` does. Runners should pass their dataset's stable ids.
+
+    An empty batch gives an empty result of the input's kind: an empty uint8 array comes back
+    as an empty copy of the same shape, an empty list as ``[]``.
     """
     spec = get(name)
     severity = check_severity(severity)
     n = len(xs)
-    ids = list(range(n)) if sample_ids is None else [int(i) for i in sample_ids]
-    if len(ids) != n:
-        raise ValueError(f"sample_ids has {len(ids)} entries for a batch of {n}")
+    given = None if sample_ids is None else [int(i) for i in sample_ids]
+    if given is not None and len(given) != n:
+        raise ValueError(f"sample_ids has {len(given)} entries for a batch of {n}")
     if spec.modality == "pair":
-        group_list = list(groups) if groups is not None else ids
-        rngs = [sample_rng(seed, i, name, spec.draw_key(severity)) for i in ids]
-        return spec.fn(list(xs), spec.param(severity), rngs, group_list)
+        captions = _captions(name, xs)
+        return _apply_pair(spec, captions, severity, seed, _first_ids(captions) if given is None else given, groups)
+    if n == 0:
+        return _empty_batch(spec, xs)
+    ids = [content_id(x) for x in xs] if given is None else given
     if spec.modality == "image" and spec.batch_fn is not None and isinstance(xs, np.ndarray) and xs.ndim == 4 and xs.shape[3] == 3:
-        if xs.dtype != np.uint8:
-            raise TypeError(f"image corruptions take uint8 arrays, got dtype {xs.dtype}")
-        for i in ids:
-            check_ids(seed, i)
-        rngs = [LazyGenerator(seed, i, name, spec.draw_key(severity)) for i in ids]
-        if spec.uint8:
-            out8 = spec.batch_fn(np.ascontiguousarray(xs), spec.param(severity), rngs)
-            _check_image_output(name, out8, xs.shape, np.uint8)
-            return out8.copy() if np.may_share_memory(out8, xs) else out8
-        out = spec.batch_fn(uint8_to_float(xs), spec.param(severity), rngs)
-        _check_image_output(name, out, xs.shape, None)
-        return float_to_uint8(out)
+        return _image_batch(spec, xs, severity, seed, ids)
     outs = [apply(name, x, severity, seed=seed, sample_id=i) for x, i in zip(xs, ids)]
     if isinstance(xs, np.ndarray):
         return np.stack(outs)
     return outs
+
+
+def _empty_batch(spec: Corruption, xs: Any) -> Any:
+    """The result for an empty batch: an empty copy of an image stack, else ``[]``."""
+    if not isinstance(xs, np.ndarray):
+        return []
+    if spec.modality == "image":
+        if xs.dtype != np.uint8:
+            raise TypeError(f"image corruptions take uint8 arrays, got dtype {xs.dtype}")
+        if xs.ndim not in (3, 4) or (xs.ndim == 4 and xs.shape[3] not in (1, 3, 4)):
+            raise ValueError(f"an image batch must be NxHxW or NxHxWxC (C = 1, 3, 4), got shape {xs.shape}")
+        return xs.copy()
+    return []
+
+
+def _image_batch(spec: Corruption, xs: np.ndarray, severity: int, seed: int, ids: list[int]) -> np.ndarray:
+    """An NxHxWx3 uint8 stack through ``spec.batch_fn`` (equal to the per-sample path)."""
+    if xs.dtype != np.uint8:
+        raise TypeError(f"image corruptions take uint8 arrays, got dtype {xs.dtype}")
+    for i in ids:
+        check_ids(seed, i)
+    if xs.shape[1] == 0 or xs.shape[2] == 0:
+        return xs.copy()
+    rngs = [LazyGenerator(seed, i, spec.name, spec.draw_key(severity)) for i in ids]
+    param = spec.param(severity)
+    if spec.uint8:
+        out8 = spec.batch_fn(np.ascontiguousarray(xs), param, rngs)
+        _check_image_output(spec.name, out8, xs.shape, np.uint8)
+        return out8.copy() if np.may_share_memory(out8, xs) else out8
+    out = spec.batch_fn(uint8_to_float(xs), param, rngs)
+    _check_image_output(spec.name, out, xs.shape, None)
+    return float_to_uint8(out)
 
 
 def _check_image_output(name: str, out: Any, shape: tuple[int, ...], dtype: Any) -> None:

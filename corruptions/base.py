@@ -223,7 +223,9 @@ class LazyGenerator:
         """An index in 0..n-1 dealt by sample id: ``(sample_id + offset) % n``, no draw.
 
         Over any ``n`` consecutive sample ids each index comes up exactly once (stratified
-        sampling); ``offset`` comes from (seed, corruption), so seeds deal differently.
+        sampling); ``offset`` comes from (seed, corruption), so seeds deal differently. Default
+        ids (:func:`corruptions.rng.content_id`, when the caller gives none) are not consecutive:
+        the deal is then as good as a uniform draw, equal for equal inputs.
         """
         seed, sample_id, corruption, _ = self._args
         return (sample_id + _stratum_offset(seed, corruption, n)) % n

@@ -39,7 +39,7 @@ from . import get
 from .base import BT601_LUMA, check_severity
 from .image import blur as _blur
 from .image import noise as _noise
-from .rng import sample_rng
+from .rng import content_id, sample_rng
 
 _Op = Callable[[torch.Tensor, object, list[np.random.Generator]], torch.Tensor]
 _OPS: dict[str, _Op] = {}
@@ -72,10 +72,16 @@ def apply_torch(
         images: NxCxHxW float tensor in [0, 1], C = 3 (RGB) or 1.
         severity: 1..5.
         seed: the run's seed.
-        sample_ids: each image's stable id (default 0..N-1), as for ``corruptions.apply_batch``.
+        sample_ids: each image's stable id, as for ``corruptions.apply_batch``. Omitted (None):
+            :func:`content_ids`, derived from each image's content like the numpy engine's
+            default, so different images get independent draws (a default of 0..N-1 gave two
+            batches identical noise position by position) and an image made from uint8 pixels
+            gets the draws ``corruptions.apply_batch`` gives those pixels without ids. Costs a
+            copy of the batch to the CPU: runners should pass their dataset's ids.
 
     Returns:
-        The corrupted batch, clamped to [0, 1], same shape, dtype and device.
+        The corrupted batch, clamped to [0, 1], same shape, dtype and device. An empty batch
+        or images with no pixels come back as an unchanged copy.
     """
     if name not in _OPS:
         spec = get(name)  # raises the registry's "did you mean" error for unknown names
@@ -84,9 +90,11 @@ def apply_torch(
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"images must be NxCxHxW with C = 1 or 3, got shape {tuple(images.shape)}")
     n = images.shape[0]
-    ids = list(range(n)) if sample_ids is None else [int(i) for i in sample_ids]
+    ids = content_ids(images) if sample_ids is None else [int(i) for i in sample_ids]
     if len(ids) != n:
         raise ValueError(f"sample_ids has {len(ids)} entries for a batch of {n}")
+    if images.numel() == 0:
+        return images.clone()
     rngs = [sample_rng(seed, i, name, get(name).draw_key(severity)) for i in ids]
     x = images.to(torch.float32)
     gray = x.shape[1] == 1
@@ -98,6 +106,19 @@ def apply_torch(
             luma = torch.as_tensor(BT601_LUMA, device=out.device).view(1, 3, 1, 1)
             out = (out * luma).sum(dim=1, keepdim=True)
     return out.to(images.dtype)
+
+
+def content_ids(images: torch.Tensor) -> list[int]:
+    """Default sample ids of an NxCxHxW batch in [0, 1]: ``content_id`` of each image as uint8 HxWxC.
+
+    Each image is quantised the way the engine rounds (``rint(clip(x, 0, 1) * 255)``) and laid
+    out HxWxC (HxWx1 for grayscale), so a tensor made from uint8 pixels as ``pixels * (1 / 255)``
+    gets the ids ``corruptions.apply_batch`` derives from those pixels (an RGB image exactly as
+    an HxWx3 array). Float images off the 1/255 grid that round to the same pixels share an id.
+    """
+    x = images.detach().to(device="cpu", dtype=torch.float32).permute(0, 2, 3, 1).numpy()
+    pixels = np.rint(np.clip(x * np.float32(255.0), 0.0, 255.0)).astype(np.uint8)
+    return [content_id(img) for img in pixels]
 
 
 def _f32(value: float) -> torch.Tensor:
@@ -192,11 +213,32 @@ def _saturate(x: torch.Tensor, param: tuple[float, float], rngs: list[np.random.
 # --- blur -------------------------------------------------------------------------------------------
 
 
+def _reflect101_index(n: int, before: int, after: int, device: torch.device) -> torch.Tensor:
+    """Source indices of a side of length ``n`` padded by ``before`` / ``after`` cells, OpenCV's
+    BORDER_REFLECT_101 (``gfedcb|abcdefgh|gfedcba``) at any pad size, as ``cv2.borderInterpolate``:
+    torch's 'reflect' padding refuses pads >= the side (images smaller than the kernel)."""
+    i = torch.arange(-before, n + after, device=device)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * n - 2
+    i = torch.remainder(i, period)
+    return torch.where(i >= n, period - i, i)
+
+
+def _pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int, mode: str) -> torch.Tensor:
+    """``F.pad`` with ``mode`` 'replicate', or 'reflect' (OpenCV's reflect-101) at any pad size."""
+    if mode != "reflect":
+        return F.pad(x, (left, right, top, bottom), mode=mode)
+    rows = _reflect101_index(x.shape[2], top, bottom, x.device)
+    cols = _reflect101_index(x.shape[3], left, right, x.device)
+    return x.index_select(2, rows).index_select(3, cols)
+
+
 def _correlate(x: torch.Tensor, kernel: np.ndarray, anchor: tuple[int, int], mode: str) -> torch.Tensor:
     """cv2.filter2D semantics: correlation with ``kernel`` anchored at (x, y), border ``mode``."""
     kh, kw = kernel.shape
     ax, ay = anchor
-    padded = F.pad(x, (ax, kw - 1 - ax, ay, kh - 1 - ay), mode=mode)
+    padded = _pad(x, ax, kw - 1 - ax, ay, kh - 1 - ay, mode)
     weight = torch.from_numpy(np.ascontiguousarray(kernel, dtype=np.float32)).to(x.device)
     weight = weight.view(1, 1, kh, kw).expand(x.shape[1], 1, kh, kw)
     return F.conv2d(padded, weight, groups=x.shape[1])
@@ -214,7 +256,7 @@ def _gaussian_blur(x: torch.Tensor, sigma: float, rngs: list[np.random.Generator
 def _defocus_blur(x: torch.Tensor, param: tuple[float, float], rngs: list[np.random.Generator]) -> torch.Tensor:
     kernel = _blur.disk_kernel(*param)
     r = kernel.shape[0] // 2
-    return _correlate(x, kernel, (r, r), "reflect")  # torch 'reflect' == OpenCV BORDER_REFLECT_101
+    return _correlate(x, kernel, (r, r), "reflect")  # OpenCV BORDER_REFLECT_101, see _pad
 
 
 @_op("motion_blur")

@@ -1,11 +1,18 @@
-"""Tests for the image engine's fast paths: the native-uint8 contract, float <-> uint8 conversion,
-lazy generators, and the exactness of the uint8 / table-driven rewrites against their float
-formulations (which :mod:`corruptions.torch_ops` mirrors).
+"""Tests for the engine: the native-uint8 contract, float <-> uint8 conversion, lazy generators,
+the exactness of the uint8 / table-driven rewrites against their float formulations (which
+:mod:`corruptions.torch_ops` mirrors), default sample ids derived from content, and empty batches
+of every modality.
 
 Everything runs on small synthetic images and takes a few seconds.
 """
 
 from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,7 +29,7 @@ from corruptions.base import (
     uint8_to_float,
 )
 from corruptions.image import blur, digital, noise, weather
-from corruptions.rng import sample_rng
+from corruptions.rng import CONTENT_ID_SPACE, content_id, sample_rng
 
 IMAGE_NAMES = corruptions.names("image")
 UINT8_NAMES = [n for n in IMAGE_NAMES if corruptions.get(n).uint8]
@@ -285,3 +292,148 @@ def test_fog_plasma_u8_equals_rounded_float_crop() -> None:
             want = cv2.convertScaleAbs(np.ascontiguousarray(weather.random_plasma(h, w, 2.0, np.random.default_rng(seed))), alpha=200.0)
             assert np.array_equal(weather.random_plasma_u8(h, w, 2.0, rng, 200.0), want)
     assert len(syms) == 8
+
+
+# --- default sample ids: derived from content ------------------------------------------------------
+
+ALL_NAMES = corruptions.names()
+GOLDEN_IMAGE = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 4
+CAPTION_LIST = ["a red circle", "a blue square", "two green stars"]
+
+
+def _sample_for(name: str, k: int = 0):  # type: ignore[no-untyped-def]
+    """A small input of ``name``'s modality; ``k`` makes different inputs."""
+    modality = corruptions.get(name).modality
+    if modality == "image":
+        return np.roll(PHOTO, 3 * k, axis=1)
+    if modality == "text":
+        return f"A man rides {k + 2} large waves on a white surfboard near the rocks."
+    return [f"{c} number {k}" for c in CAPTION_LIST]
+
+
+def _same(a, b) -> bool:  # type: ignore[no-untyped-def]
+    return np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+
+
+def test_content_id_golden_values() -> None:
+    """The documented recipe, pinned: a change of hashing scheme changes every default draw."""
+    def recipe(payload: bytes) -> int:
+        return int.from_bytes(hashlib.sha256(payload).digest()[:8], "little") >> 1
+
+    assert content_id("a red circle") == recipe(b"text\0a red circle") == 923376595923643322
+    header = b"image\x00|u1\x004,5,3\x00"  # type tag, dtype.str, shape, NUL-separated
+    assert content_id(GOLDEN_IMAGE) == recipe(header + GOLDEN_IMAGE.tobytes()) == 2211796411867609399
+    pair = b"captions\0" + b"".join(len(c).to_bytes(8, "little") + c.encode() for c in CAPTION_LIST[:2])
+    assert content_id(CAPTION_LIST[:2]) == recipe(pair) % (CONTENT_ID_SPACE - 1) == 5639093137648489969
+    assert content_id("") == 5983087741086354864 and content_id([]) == 961854195587746237
+    # and the draws they give, end to end
+    out = corruptions.apply("gaussian_noise", GOLDEN_IMAGE, 3)
+    assert hashlib.sha256(out.tobytes()).hexdigest() == "9320913ebcf0b7ac8e7684422aace5ac93c3372099308b67a5dfe0534eeb4d66"
+    assert corruptions.apply("keyboard", "a small red circle next to a large blue square", 5) == \
+        "a small red ci3Xle next to a larv3 blue square"
+
+
+def test_content_id_is_typed_and_in_range() -> None:
+    flat = GOLDEN_IMAGE.reshape(-1)
+    ids = {content_id(GOLDEN_IMAGE), content_id(flat), content_id(GOLDEN_IMAGE.reshape(5, 4, 3)),
+           content_id(GOLDEN_IMAGE.astype(np.int8)), content_id(GOLDEN_IMAGE.tobytes().decode("latin-1"))}
+    assert len(ids) == 5, "same bytes in another shape, dtype or type is another sample"
+    assert content_id(GOLDEN_IMAGE[:, ::-1]) == content_id(np.ascontiguousarray(GOLDEN_IMAGE[:, ::-1]))
+    assert content_id(["ab", "c"]) != content_id(["a", "bc"])  # captions are length-prefixed
+    for x in ("", "\ud800 lone surrogate", GOLDEN_IMAGE, np.zeros((0, 4, 3), np.uint8), [], ["x"] * 1000):
+        assert 0 <= content_id(x) < CONTENT_ID_SPACE
+        if isinstance(x, list):
+            assert content_id(x) + len(x) - 1 < CONTENT_ID_SPACE  # every caption id fits an int64
+    with pytest.raises(TypeError, match="content_id"):
+        content_id(3)  # type: ignore[arg-type]
+
+
+def test_content_id_is_stable_across_processes() -> None:
+    """Never Python's salted ``hash``: other hash seeds give the same ids."""
+    code = "from corruptions.rng import content_id; print(content_id('a red circle'), content_id(['a', 'b']))"
+    root = Path(__file__).resolve().parents[1]
+    outs = {
+        subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout
+        for h in (1, 2)
+    }
+    assert outs == {f"{content_id('a red circle')} {content_id(['a', 'b'])}\n"}
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_omitted_sample_id_is_the_content_id(name: str) -> None:
+    """Without an id: apply == apply with ``content_id(x)``; equal inputs equal, different inputs other draws."""
+    x = _sample_for(name)
+    out = corruptions.apply(name, x, 4, seed=1)
+    assert _same(out, corruptions.apply(name, x, 4, seed=1, sample_id=content_id(x)))
+    copy = x.copy() if isinstance(x, np.ndarray) else list(x) if isinstance(x, list) else "".join(x)
+    assert _same(out, corruptions.apply(name, copy, 4, seed=1))
+    batch = [_sample_for(name, k) for k in range(3)]
+    if corruptions.get(name).modality == "pair":
+        return  # a pair batch is one caption list: test_apply_batch_default_ids_for_pairs
+    if isinstance(x, np.ndarray):
+        batch = np.stack(batch)
+    got = corruptions.apply_batch(name, batch, 4, seed=1)
+    want = [corruptions.apply(name, b, 4, seed=1) for b in batch]
+    assert _same(got, np.stack(want) if isinstance(batch, np.ndarray) else want)
+    explicit = [content_id(b) for b in batch]
+    assert _same(got, corruptions.apply_batch(name, batch, 4, seed=1, sample_ids=explicit))
+
+
+def test_apply_batch_default_ids_for_pairs() -> None:
+    """A pair batch is one caption list: caption k gets content_id(captions) + k, as apply without an id."""
+    captions = [f"a {c} circle at the top" for c in ("red", "blue", "green", "white", "black", "pink")] * 3
+    groups = [i % 6 for i in range(len(captions))]
+    for name in corruptions.names("pair"):
+        got = corruptions.apply_batch(name, captions, 5, seed=2, groups=groups)
+        assert got == corruptions.apply(name, captions, 5, seed=2, groups=groups)
+        ids = list(range(content_id(captions), content_id(captions) + len(captions)))
+        assert got == corruptions.apply_batch(name, captions, 5, seed=2, sample_ids=ids, groups=groups)
+    with pytest.raises(TypeError, match="not one str"):
+        corruptions.apply("caption_shuffle", "a red circle", 3)
+
+
+def test_explicit_sample_ids_keep_their_draws() -> None:
+    """An explicit id draws exactly from sample_rng(seed, id, ...), as before content ids existed."""
+    img = PHOTO
+    noise_field = sample_rng(3, 17, "gaussian_noise", 2)
+    want = float_to_uint8(uint8_to_float(img) + noise.standard_normal32(noise_field, img.shape, 0.12))
+    assert np.array_equal(corruptions.apply("gaussian_noise", img, 2, seed=3, sample_id=17), want)
+    big = CONTENT_ID_SPACE - 1  # the largest content id is a valid explicit id, here and in batches
+    assert np.array_equal(corruptions.apply_batch("gaussian_noise", img[None], 2, seed=3, sample_ids=[big])[0],
+                          corruptions.apply("gaussian_noise", img, 2, seed=3, sample_id=big))
+
+
+def test_two_batches_are_not_correlated_by_position() -> None:
+    """Different batches without ids: position k of one batch is not noised like position k of the other."""
+    a = np.stack([np.roll(PHOTO, k, axis=0) for k in range(4)])
+    b = np.clip(a.astype(np.int16) + 7, 0, 255).astype(np.uint8)  # other images, same structure
+    for name in ("gaussian_noise", "impulse_noise", "glass_blur", "elastic_transform"):
+        oa, ob = (corruptions.apply_batch(name, x, 3).astype(int) - x for x in (a, b))
+        changed = (oa != 0) | (ob != 0)
+        same = changed & (oa == ob)
+        assert same.sum() / changed.sum() < 0.3, name
+
+
+# --- empty batches and degenerate inputs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_empty_batch_returns_empty_result_of_its_kind(name: str) -> None:
+    modality = corruptions.get(name).modality
+    assert corruptions.apply_batch(name, [], 3) == []
+    assert corruptions.apply_batch(name, [], 3, sample_ids=[], groups=[] if modality == "pair" else None) == []
+    if modality == "image":
+        for shape in ((0, 8, 8, 3), (0, 8, 8), (0, 8, 8, 1), (0, 8, 8, 4)):
+            empty = np.zeros(shape, np.uint8)
+            out = corruptions.apply_batch(name, empty, 3)
+            assert isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.uint8
+            assert not np.shares_memory(out, empty)
+        with pytest.raises(TypeError, match="uint8"):
+            corruptions.apply_batch(name, np.zeros((0, 8, 8, 3), np.float32), 3)
+    elif modality == "text":
+        assert corruptions.apply(name, "", 3) == ""
+    else:
+        assert corruptions.apply(name, [], 3) == []
+    with pytest.raises(ValueError, match="sample_ids"):
+        corruptions.apply_batch(name, [], 3, sample_ids=[1])

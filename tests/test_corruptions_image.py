@@ -13,6 +13,7 @@ import colorsys
 import random
 import subprocess
 import sys
+import warnings
 
 import cv2
 import numpy as np
@@ -258,6 +259,35 @@ def test_batch_path_equals_per_sample(name: str) -> None:
     assert got.dtype == np.uint8 and np.array_equal(got, want)
 
 
+def _identically_changed_share(outs: list[np.ndarray], imgs: list[np.ndarray]) -> float:
+    """Mean over image pairs: share of the pixels changed in either image that changed identically
+    (the same difference to the clean image, or the same output value)."""
+    shares = []
+    for i in range(len(imgs)):
+        for j in range(i + 1, len(imgs)):
+            di, dj = outs[i].astype(int) - imgs[i], outs[j].astype(int) - imgs[j]
+            changed = (di != 0) | (dj != 0)
+            same = changed & ((di == dj) | (outs[i] == outs[j]))
+            shares.append(same.sum() / max(int(changed.sum()), 1))
+    return float(np.mean(shares))
+
+
+RANDOM_NAMES = [n for n in IMAGE_NAMES if CASES[n].random]
+
+
+@pytest.mark.parametrize("name", RANDOM_NAMES)
+def test_omitted_sample_id_gives_different_images_independent_draws(name: str) -> None:
+    """Images that differ only by a brightness shift: with one shared draw (the old default id 0)
+    95-100% of the changed pixels changed identically; with content ids, as many as with distinct
+    explicit ids (chance agreement)."""
+    base = np.clip(IMAGES[0], 20, 230)
+    imgs = [base + np.uint8(3 * k) for k in range(6)]
+    default = _identically_changed_share([corruptions.apply(name, im, 3) for im in imgs], imgs)
+    distinct = _identically_changed_share([corruptions.apply(name, im, 3, sample_id=k) for k, im in enumerate(imgs)], imgs)
+    assert default < 0.3 and default < distinct + 0.1, (name, default, distinct)
+    assert np.array_equal(corruptions.apply(name, imgs[2], 3), corruptions.apply(name, imgs[2].copy(), 3))
+
+
 def test_no_global_rng_is_touched() -> None:
     np_state = np.random.get_state()[1].copy()
     py_state = random.getstate()
@@ -334,6 +364,35 @@ def test_odd_inputs(name: str) -> None:
     out = corruptions.apply(name, rgba, 3, seed=0, sample_id=1)
     assert out.shape == rgba.shape and np.array_equal(out[:, :, 3], alpha[:, :, 0])
     assert np.array_equal(out[:, :, :3], corruptions.apply(name, small, 3, seed=0, sample_id=1))
+
+
+DEGENERATE_SHAPES = [(1, 1, 3), (1, 7, 3), (7, 1, 3), (2, 2, 3), (1, 1), (1, 1, 1), (1, 1, 4), (3, 2, 4)]
+EMPTY_SHAPES = [(0, 5, 3), (5, 0, 3), (0, 0, 3), (0, 0), (0, 4, 1), (4, 0, 4)]
+
+
+@pytest.mark.parametrize("name", IMAGE_NAMES)
+def test_tiny_and_empty_images(name: str) -> None:
+    """1-pixel and 2-pixel sides work (shape, dtype, alpha kept, no NaN warnings: fog's plasma map
+    is at least 2x2); an image with no pixels comes back as an unchanged copy (OpenCV's
+    reflect border loops forever on an empty image)."""
+    rng = np.random.default_rng(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for shape in DEGENERATE_SHAPES:
+            img = rng.integers(0, 256, shape, dtype=np.uint8)
+            for sev in (1, 5):
+                out = corruptions.apply(name, img, sev, seed=0, sample_id=3)
+                assert out.shape == img.shape and out.dtype == np.uint8, (shape, sev)
+                if len(shape) == 3 and shape[2] == 4:
+                    assert np.array_equal(out[:, :, 3], img[:, :, 3])
+                assert np.array_equal(out, corruptions.apply(name, img, sev, seed=0, sample_id=3))
+    for shape in EMPTY_SHAPES:
+        img = np.zeros(shape, np.uint8)
+        out = corruptions.apply(name, img, 5)
+        assert out.shape == shape and out.dtype == np.uint8 and not np.shares_memory(out, img)
+    stack = np.zeros((2, 0, 5, 3), np.uint8)
+    assert corruptions.apply_batch(name, stack, 3).shape == stack.shape
+    assert corruptions.apply_batch(name, rng.integers(0, 256, (2, 1, 1, 3), dtype=np.uint8), 3).shape == (2, 1, 1, 3)
 
 
 def test_large_image_scale_rules() -> None:
@@ -519,3 +578,45 @@ def test_torch_ops_determinism_and_inputs() -> None:
         torch_ops.apply_torch("gausian_noise", x, 1)
     with pytest.raises(ValueError):
         torch_ops.apply_torch("contrast", x, 6)
+
+
+def test_torch_default_ids_are_content_ids() -> None:
+    """apply_torch without ids == apply_batch without ids on the uint8 pixels (pointwise: byte for byte);
+    two different batches are not noised alike position by position."""
+    torch = pytest.importorskip("torch")
+    from corruptions import torch_ops
+    from corruptions.rng import CONTENT_ID_SPACE, content_id
+
+    batch = IMAGES[:3]
+    x = _torch_batch(torch, batch)
+    assert torch_ops.content_ids(x) == [content_id(im) for im in batch]
+    gray = np.stack([im[:, :, 0] for im in batch])[:, :, :, None]
+    assert torch_ops.content_ids(torch.from_numpy(gray).permute(0, 3, 1, 2) / 255.0) == [content_id(g) for g in gray]
+    for name in ("gaussian_noise", "impulse_noise", "shot_noise", "speckle_noise"):
+        got = _to_uint8(torch_ops.apply_torch(name, x, 3))
+        assert np.array_equal(got, corruptions.apply_batch(name, np.stack(batch), 3)), name
+    y = _torch_batch(torch, [np.clip(im.astype(int) + 5, 0, 255).astype(np.uint8) for im in batch])
+    noise_x = torch_ops.apply_torch("gaussian_noise", x, 3) - x
+    noise_y = torch_ops.apply_torch("gaussian_noise", y, 3) - y
+    assert float(torch.isclose(noise_x, noise_y, atol=1e-6).float().mean()) < 0.3
+    big = [CONTENT_ID_SPACE - 1, 0, 5]  # 63-bit ids are valid explicit ids too
+    assert np.array_equal(_to_uint8(torch_ops.apply_torch("gaussian_noise", x, 2, sample_ids=big)),
+                          corruptions.apply_batch("gaussian_noise", np.stack(batch), 2, sample_ids=big))
+
+
+def test_torch_empty_and_tiny_images() -> None:
+    """Empty batches and images with no pixels come back unchanged; images smaller than the kernel
+    use OpenCV's reflect-101 border like the numpy path (torch's 'reflect' pad refuses them)."""
+    torch = pytest.importorskip("torch")
+    from corruptions import torch_ops
+
+    for name in torch_ops.supported():
+        for shape in ((0, 3, 8, 8), (2, 3, 0, 5), (1, 1, 4, 0)):
+            empty = torch.zeros(shape)
+            out = torch_ops.apply_torch(name, empty, 3)
+            assert out.shape == empty.shape and out.dtype == empty.dtype
+        for h, w in ((1, 1), (1, 7), (7, 1), (2, 2), (8, 8)):
+            imgs = [np.random.default_rng(h * 10 + w + k).integers(0, 256, (h, w, 3), dtype=np.uint8) for k in range(2)]
+            got = _to_uint8(torch_ops.apply_torch(name, _torch_batch(torch, imgs), 5, sample_ids=[1, 2]))
+            want = corruptions.apply_batch(name, np.stack(imgs), 5, sample_ids=[1, 2])
+            assert np.abs(got.astype(int) - want).max() <= 1, (name, h, w)

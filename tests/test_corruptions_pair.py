@@ -67,6 +67,29 @@ def test_contract(name):
 
 
 @pytest.mark.parametrize("name", sorted(PAIR_PARAMS))
+def test_degenerate_caption_lists(name):
+    """Empty lists, one caption, one-word captions, punctuation-only and blank captions."""
+    assert corruptions.apply(name, [], 5) == [] and corruptions.apply_batch(name, [], 5) == []
+    assert corruptions.apply_batch(name, (), 5, sample_ids=[], groups=[]) == []
+    single = corruptions.apply(name, ["a red circle"], 5, seed=1)
+    assert len(single) == 1 and (single == ["a red circle"] or name == "attribute_swap")  # no donor item
+    one_word = ["dog", "cat", "red", "Bus", "three"]
+    for s in corruptions.SEVERITIES:
+        for seed in range(6):
+            out = corruptions.apply(name, one_word, s, seed=seed, groups=range(5))
+            assert len(out) == 5 and all(len(o.split()) == 1 for o in out), out
+    odd = ["!!! ...", "   ", "", "( )"]
+    for seed in range(6):
+        out = corruptions.apply(name, odd, 5, seed=seed, groups=range(4))
+        if name == "caption_shuffle":
+            assert all(o in odd for o in out), out  # captions move whole
+        else:
+            assert out == odd, out  # no word with a core: nothing to swap
+    with pytest.raises(TypeError, match="not one str"):
+        corruptions.apply(name, "a red circle", 3)
+
+
+@pytest.mark.parametrize("name", sorted(PAIR_PARAMS))
 def test_deterministic_and_order_independent(name):
     captions, groups = world_batch(40, 5)
     a = corruptions.apply(name, captions, 4, seed=3, sample_id=100, groups=groups)

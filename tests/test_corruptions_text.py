@@ -18,7 +18,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import corruptions  # noqa: E402
 import corruptions.presets  # noqa: E402,F401  (registers qmf_text_mask)
 from corruptions.text import wordnet  # noqa: E402
-from corruptions.text.char import keyboard_map, ocr_map  # noqa: E402
+from corruptions.text.char import RANDOM_CHARS, clean_map, is_edit_char, keyboard_map, ocr_map  # noqa: E402
 from corruptions.text.common import Tokens, changed_word_share, graphemes, split_core  # noqa: E402
 from corruptions.text.word import MASK_TOKEN, PUNCTUATION  # noqa: E402
 
@@ -37,6 +37,8 @@ TEXT_PARAMS: dict[str, str] = {
 SHARE_NAMES = [n for n, kind in TEXT_PARAMS.items() if kind == "share"]
 CHAR_NAMES = ["keyboard", "ocr", "char_insert", "char_substitute", "char_swap", "char_delete"]
 SAME_LENGTH = CHAR_NAMES + ["synonym_replace", "word_mask", "word_swap"]  # never change the word count
+# Character-level corruptions as the registry knows them (family "character").
+CHAR_LEVEL = [n for n in corruptions.names("text") if corruptions.get(n).family == "character"]
 
 # Not used by benchmarks/text_word_share.py.
 CAPTIONS = [
@@ -131,6 +133,24 @@ def test_no_cap_on_long_captions(name):
         assert abs(share - 0.05 * severity) < 0.02, f"{name}: share {share:.3f} on 2000 words at severity {severity}"
 
 
+# 200 different 10-word captions (share 0.05 at severity 1 = one word in every other caption).
+DISTINCT_CAPTIONS = [long_caption(10, seed=1000 + i) for i in range(200)]
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+@pytest.mark.parametrize("name", SHARE_NAMES)
+def test_share_holds_without_sample_id(name, severity):
+    """Without sample_id each caption draws from its own content id: the share holds over a list
+    of different captions (with a fixed default id every caption took the same draws, and at
+    severity 1 keyboard and synonym_replace changed none of them)."""
+    outs = [(c, corruptions.apply(name, c, severity, seed=seed)) for seed in range(3) for c in DISTINCT_CAPTIONS]
+    share = float(np.mean([changed_word_share(c, o) for c, o in outs]))
+    assert abs(share - 0.05 * severity) < 0.012 + 0.008 * (severity == 5), (name, severity, share)
+    if severity == 1 and name != "word_swap":  # word_swap moves 2 words per swap: a swap in every 4th caption
+        changed = float(np.mean([c != o for c, o in outs]))
+        assert 0.38 < changed < 0.62, (name, changed)
+
+
 def test_missing_text_drops_a_severity_scaled_share_of_captions():
     caption = CAPTIONS[0]
     outs = {s: [corruptions.apply("missing_text", caption, s, seed=5, sample_id=i) for i in range(4000)]
@@ -162,9 +182,44 @@ def test_qmf_text_mask_protocol():
 @pytest.mark.parametrize("name", sorted(TEXT_PARAMS))
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
 def test_empty_and_blank(name, text):
+    """An empty or whitespace-only caption comes back unchanged (missing_text may drop it to "")."""
     for severity in corruptions.SEVERITIES:
         out = corruptions.apply(name, text, severity, seed=1)
         assert out in (("", text) if name == "missing_text" else (text,))
+
+
+# Corruptions that only edit or replace a word's core (letters, digits): nothing to do without one.
+CORE_EDITS = CHAR_NAMES + ["synonym_replace", "word_mask", "word_swap"]
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_PARAMS))
+def test_one_word_and_punctuation_only_captions(name):
+    """Defined behaviour on degenerate captions, for every text corruption:
+
+    * one word: stays one word, except for the corruptions that insert words (word_insert,
+      insert_punctuation) and missing_text (may drop the caption);
+    * punctuation only (no word core): the core edits leave it unchanged; word_delete keeps at
+      least one token; insertions add tokens; missing_text / qmf_text_mask act on tokens as usual.
+    """
+    grows = {"word_insert", "insert_punctuation"}
+    for text in ("surfboard", "Dog.", "a", "x"):
+        for severity in corruptions.SEVERITIES:
+            for seed in range(8):
+                out = corruptions.apply(name, text, severity, seed=seed)
+                assert isinstance(out, str)
+                if name == "missing_text":
+                    assert out in ("", text)
+                elif name not in grows:
+                    assert len(out.split()) == 1, (name, text, out)
+    for text in ("!!! ... ???", "-", "( ) , ."):
+        for severity in corruptions.SEVERITIES:
+            for seed in range(8):
+                out = corruptions.apply(name, text, severity, seed=seed)
+                assert isinstance(out, str) and out == corruptions.apply(name, text, severity, seed=seed)
+                if name in CORE_EDITS:
+                    assert out == text, (name, text, out)
+                elif name == "word_delete":
+                    assert 1 <= len(out.split()) <= len(text.split())
 
 
 @pytest.mark.parametrize("name", sorted(TEXT_PARAMS))
@@ -197,6 +252,63 @@ def test_whitespace_and_punctuation_kept(name):
             pre, _, post = split_core(old)
             if name != "word_swap" or old != new:
                 assert new.startswith(pre) and new.endswith(post), (old, new)
+
+
+def test_character_level_corruptions_are_known():
+    """A new character-level corruption fails here until it is added to CHAR_NAMES (and so is
+    checked by every test below that takes CHAR_NAMES, e.g. test_char_edits_change_every_chosen_word)."""
+    assert CHAR_LEVEL == CHAR_NAMES, f"registered character-level corruptions changed: {CHAR_LEVEL}"
+
+
+# Captions for the whitespace rule: many "u"s (nlpaug's keyboard map had " t" for u), upper
+# case (its upper-case expansion had " T"), digits and symbols (OCR, keyboard), tabs, newlines,
+# runs of spaces and leading / trailing whitespace.
+WHITESPACE_CAPTIONS = CAPTIONS + [
+    "umbrella under a blue bus full of fruit",
+    "A BUS FULL OF UNUSUAL UMBRELLAS UNDER THE SUN",
+    "Two hungry pups run out under the usual summer sun.",
+    "route 66 bus #12 at 8:05, 100% full",
+    "  a\tcup  of\nsoup \u00e9t\u00e9 caf\u00e9 ",
+]
+
+
+@pytest.mark.parametrize("severity", corruptions.SEVERITIES)
+@pytest.mark.parametrize("name", CHAR_LEVEL)
+def test_char_level_never_adds_or_removes_whitespace(name, severity):
+    """No character-level corruption splits, merges or empties a word (REFERENCES.md s5: they edit
+    characters inside words). The whitespace runs of the caption come back byte for byte, so the
+    word count is unchanged and no word (or single-space-separated token) is empty."""
+    for seed in range(30):
+        for k, text in enumerate(WHITESPACE_CAPTIONS):
+            out = corruptions.apply(name, text, severity, seed=seed, sample_id=k)
+            assert re.findall(r"\s+", out) == re.findall(r"\s+", text), (name, severity, seed, text, out)
+            assert len(out.split()) == len(text.split()), (name, severity, seed, text, out)
+            assert all(Tokens(out).words), (name, out)
+            if "  " not in text and text == text.strip():
+                assert all(out.split(" ")), (name, out)
+
+
+def test_keyboard_regression_u_does_not_split_words():
+    """nlpaug's keyboard map offers " t" for u: this draw gave 'umbrella jbder a Hl te bus ...' (9 words)."""
+    text = "umbrella under a blue bus full of fruit"
+    out = corruptions.apply("keyboard", text, 5, seed=6, sample_id=0)
+    assert out == "umbrella jbder a Hl*e bus full of fruit"
+    assert len(out.split()) == 8
+    assert all(len(corruptions.apply("keyboard", text, 5, seed=s, sample_id=0).split()) == 8 for s in range(150))
+
+
+def test_character_tables_hold_single_printable_characters():
+    """Every lookup table and alphabet a character edit reads: one printable non-space character per entry."""
+    kb, om = keyboard_map(), ocr_map()
+    assert " t" not in kb["u"] and " T" not in kb["U"] and {"i", "j", "h", "k", "7", "8"} <= set(kb["u"])
+    for table in (kb, om):
+        for key, options in table.items():
+            assert is_edit_char(key), repr(key)
+            assert options and all(is_edit_char(v) and v != key for v in options), (key, options)
+    assert all(is_edit_char(c) for c in RANDOM_CHARS) and len(set(RANDOM_CHARS)) == len(RANDOM_CHARS)
+    odd = {"u": [" t", "", "ab", "SS", "\t", "\u00a0", "\u0301", "\u200b", "\x00", "u", "i"], " ": ["x"], "": ["y"], "\n": ["z"]}
+    assert clean_map(odd) == {"u": ("i",)}
+    assert not is_edit_char("\u3000") and is_edit_char("\u00e9") and is_edit_char("\u65e5") and is_edit_char("#")
 
 
 def _changed_words(name: str, text: str, severity: int = 5, seeds=range(20)):

@@ -107,6 +107,6 @@ def test_qmf_image_noise_protocol():
     # deterministic and the same sample by sample or as a batch
     batch = np.stack([gray] * 6)
     assert np.array_equal(
-        corruptions.apply_batch("qmf_image_noise", batch, 3, seed=2),
+        corruptions.apply_batch("qmf_image_noise", batch, 3, seed=2, sample_ids=range(6)),
         np.stack([corruptions.apply("qmf_image_noise", gray, 3, seed=2, sample_id=i) for i in range(6)]),
     )

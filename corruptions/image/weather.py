@@ -106,7 +106,8 @@ def plasma_fractal(mapsize: int, wibble_decay: float, rng: np.random.Generator) 
         step = half
         wibble /= wibble_decay
     field -= field.min()
-    return (field / field.max()).astype(np.float32)
+    peak = field.max()
+    return (field / peak if peak > 0 else field).astype(np.float32)  # mapsize 1: one flat cell, 0
 
 
 def _fog_bank_size(mapsize: int) -> int:
@@ -138,9 +139,18 @@ def _tiled_bank(mapsize: int, wibble_decay: float) -> tuple[np.ndarray, ...]:
     return tuple(np.tile(f, (2, 2)) for f in plasma_bank(mapsize, wibble_decay))
 
 
+def plasma_mapsize(h: int, w: int) -> int:
+    """Side of the plasma map an HxW crop is taken from: the next power of two, at least 2.
+
+    A 1x1 map would be a single flat cell (0/0 when scaled to [0, 1]); from 2 up the map has
+    relief, so even a 1x1 image gets a drawn fog level.
+    """
+    return max(2, 1 << max(int(max(h, w)) - 1, 0).bit_length())
+
+
 def random_plasma(h: int, w: int, wibble_decay: float, rng: np.random.Generator) -> np.ndarray:
     """An HxW plasma crop (a view): random bank field, flip/rotation and wrap-around offset."""
-    mapsize = 1 << max(int(max(h, w)) - 1, 0).bit_length()
+    mapsize = plasma_mapsize(h, w)
     tiled = mapsize <= _TILE_MAX
     bank = _tiled_bank(mapsize, float(wibble_decay)) if tiled else plasma_bank(mapsize, float(wibble_decay))
     idx, sym, oy, ox = (int(v) for v in rng.integers(0, [len(bank), 8, mapsize, mapsize]))
@@ -164,7 +174,7 @@ def random_plasma_u8(h: int, w: int, wibble_decay: float, rng: np.random.Generat
     and rounded there, and only the small uint8 result is transposed / flipped: converting a
     transposed float view directly is ~5x slower.
     """
-    mapsize = 1 << max(int(max(h, w)) - 1, 0).bit_length()
+    mapsize = plasma_mapsize(h, w)
     if mapsize > _TILE_MAX:
         return cv2.convertScaleAbs(np.ascontiguousarray(random_plasma(h, w, wibble_decay, rng)), alpha=scale)
     bank = _tiled_bank(mapsize, float(wibble_decay))

@@ -11,6 +11,14 @@ How nlpaug is used. ``import nlpaug`` imports torch (and seeds and draws from Py
 and expands them the way nlpaug's ``Keyboard`` / ``Ocr`` models do (upper-case variants; the
 reverse OCR mapping). All sampling is done here with the sample's own generator.
 
+One departure from nlpaug's data: every map keeps only entries (keys and replacements) that are
+a single printable, non-space character (:func:`is_edit_char`: Unicode category letter, number,
+punctuation or symbol). nlpaug 1.1.11's ``keyboard/en.json`` lists ``" t"`` among the neighbours
+of ``u`` (and its upper-case expansion adds ``" T"``), so nlpaug's KeyboardAug inserts a space
+and splits a word in two (``"under"`` -> ``"jbder"``, ``"blue"`` -> ``"Hl te"``); those two
+entries are dropped here. Filtering at load covers any such entry a later nlpaug release adds, in
+either map and in the upper-case expansion (``"ß".upper() == "SS"`` would be two characters).
+
 Per-word behaviour follows nlpaug's defaults:
 
 * Words perturbed: ``share * n_words`` (stochastic rounding, no min, no max: see
@@ -38,6 +46,7 @@ import importlib.util
 import json
 import math
 import string
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +61,31 @@ MMROBUSTNESS = "MMRobustness (Qiu et al. 2022, arXiv 2212.08044): nlpaug {aug}, 
 CHAR_SHARE = 0.3  # nlpaug aug_char_p
 CHAR_MAX = 10  # nlpaug aug_char_max (per word: not a cap on the caption)
 RANDOM_CHARS = tuple(string.ascii_uppercase + string.ascii_lowercase + string.digits + "!@#$%^&*()_+")
+EDIT_CATEGORIES = frozenset("LNPS")  # Unicode major classes a character edit may write
+
+
+def is_edit_char(ch: str) -> bool:
+    """Whether ``ch`` may be written or looked up by a character edit: exactly one printable,
+    non-space character (letter, number, punctuation or symbol).
+
+    Excludes whitespace (would split a word: nlpaug's ``" t"``), the empty string (would delete a
+    character where a substitution is meant), multi-character strings, control and format
+    characters, and combining marks (would attach to the previous character).
+    """
+    return len(ch) == 1 and unicodedata.category(ch)[0] in EDIT_CATEGORIES
+
+
+def clean_map(mapping: dict[str, set[str] | list[str]]) -> dict[str, tuple[str, ...]]:
+    """``mapping`` restricted to :func:`is_edit_char` keys and replacements, minus identities.
+
+    Keys left without a replacement are dropped; replacements are sorted (deterministic order).
+    """
+    out: dict[str, tuple[str, ...]] = {}
+    for key in sorted(k for k in mapping if is_edit_char(k)):
+        options = sorted({v for v in mapping[key] if is_edit_char(v)} - {key})
+        if options:
+            out[key] = tuple(options)
+    return out
 
 
 # --- nlpaug's data -----------------------------------------------------------------------------------
@@ -71,7 +105,11 @@ def nlpaug_resource(*parts: str) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def keyboard_map() -> dict[str, tuple[str, ...]]:
-    """QWERTY neighbours of each key, with upper-case variants (as nlpaug's ``Keyboard`` model)."""
+    """QWERTY neighbours of each key, with upper-case variants (as nlpaug's ``Keyboard`` model).
+
+    Only single printable non-space characters are kept (:func:`clean_map`): nlpaug's ``" t"``
+    and ``" T"`` for ``u`` / ``U`` are dropped, so a keyboard typo never splits a word.
+    """
     with open(nlpaug_resource("char", "keyboard", "en.json"), encoding="utf-8") as f:
         raw = json.load(f)
     result: dict[str, set[str]] = {}
@@ -80,12 +118,15 @@ def keyboard_map() -> dict[str, tuple[str, ...]]:
             bucket = result.setdefault(k, set())
             for v in values:  # nlpaug iterates a bare string value char by char, so do we
                 bucket.update((v, v.upper()))
-    return {k: tuple(sorted(v - {k})) for k, v in sorted(result.items()) if v - {k}}
+    return clean_map(result)
 
 
 @functools.lru_cache(maxsize=1)
 def ocr_map() -> dict[str, tuple[str, ...]]:
-    """OCR confusions: nlpaug's mapping plus its reverse (as nlpaug's ``Ocr`` model)."""
+    """OCR confusions: nlpaug's mapping plus its reverse (as nlpaug's ``Ocr`` model).
+
+    Filtered like :func:`keyboard_map` (nlpaug 1.1.11's OCR map has no odd entry; a later one might).
+    """
     with open(nlpaug_resource("char", "ocr", "en.json"), encoding="utf-8") as f:
         raw = json.load(f)
     result: dict[str, list[str]] = {k: list(v) for k, v in raw.items()}
@@ -94,7 +135,7 @@ def ocr_map() -> dict[str, tuple[str, ...]]:
             bucket = result.setdefault(v, [])
             if k not in bucket:
                 bucket.append(k)
-    return {k: tuple(sorted(set(v) - {k})) for k, v in sorted(result.items()) if set(v) - {k}}
+    return clean_map(result)
 
 
 # --- the shared driver -------------------------------------------------------------------------------
