@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         batch = ""
         if corruptions.get(name).batch_fn is not None:
             whole = imgs[None]  # one "image" = the whole stack, so rates() counts batches
-            per_batch = rates([lambda b, k: corruptions.apply_batch(name, b, sev, seed=0)], whole, args.min_time)[0]
+            per_batch = rates([lambda b, k: corruptions.apply_batch(name, b, sev, seed=0, sample_ids=range(len(b)))], whole, args.min_time)[0]
             batch = f"{per_batch * len(imgs):9.1f}"
         ref = ratio = ""
         if ref_fn is not None:

@@ -15,6 +15,7 @@ from mafs_bench.reporting import METRICS_COLUMNS, WEIGHTS_COLUMNS
 TINY = {
     "name": "tiny",
     "seed": 0,
+    "seeds": [0, 1],
     "dataset": {"name": "embedded_world", "shifted_domains": ["outline"], "options": {"size": 40, "train_size": 300}},
     "backend": {"name": "embedded", "options": {
         "encoder_train": {"steps": 6, "batch_size": 32},
@@ -22,7 +23,7 @@ TINY = {
         "fusion_pool": 120,
     }},
     "models": ["clip", "fixed_sum", "mafs", "albef", "blip"],
-    "tasks": [{"name": "retrieval", "k": 4}],
+    "tasks": [{"name": "retrieval", "k": 4, "ks": [1, 3]}],
     "corruptions": ["gaussian_noise", "keyboard", "caption_shuffle"],
     "severities": [1, 5],
 }
@@ -49,8 +50,9 @@ def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     for model in TINY["models"]:
         rows = metrics[metrics.model == model]
         assert (rows.corruption == "none").any() and (rows.corruption != "none").any()
-        assert set(rows.metric) == {"i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "r_mean", "nonfinite_scores"}
+        assert set(rows.metric) == {"i2t_r1", "i2t_r3", "t2i_r1", "t2i_r3", "r_mean", "nonfinite_scores"}
         assert (rows[rows.metric == "nonfinite_scores"].value == 0).all()
+        assert sorted(rows.seed.unique()) == [0, 1]
     clean = metrics[(metrics.corruption == "none")]
     assert (clean.severity == 0).all() and (clean.modality == "none").all()
     assert set(metrics[metrics.corruption == "keyboard"].modality) == {"text"}
@@ -58,15 +60,26 @@ def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     assert list(weights.columns) == list(WEIGHTS_COLUMNS)
     assert set(weights.model) == {"mafs"}  # fixed_sum's constant weights are not written
     assert ((weights.alpha_v + weights.alpha_t - 1).abs() < 2e-4).all()
+    assert weights[["h_v", "h_t", "agreement", "a_v", "a_t"]].notna().all().all()
+    cues = pd.read_csv(out / "fusion_cues.csv")  # per-cell means of the weights and cues
+    assert len(cues) == len(cells) * 2  # every cell, both seeds
+    one = cues[(cues.seed == 1) & (cues.corruption == "gaussian_noise") & (cues.severity == 5)].iloc[0]
+    same = weights[(weights.seed == 1) & (weights.corruption == "gaussian_noise") & (weights.severity == 5)]
+    assert one.alpha_v == pytest.approx(same.alpha_v.mean(), abs=1e-4) and one.samples == len(same)
+    run = __import__("json").loads((out / "run.json").read_text())
+    assert run["seeds"] == [0, 1] and run["training"]["seeds"] == [0, 1]
+    assert run["training"]["augmentations"] and not set(run["training"]["augmentations"]) & set(TINY["corruptions"])
+    assert run["training"]["corruptions_seen"] == []
     for name in ("leaderboard.md", "leaderboard.csv", "robustness_curves.png", "run.json"):
         assert (out / name).stat().st_size > 0
     board = pd.read_csv(out / "leaderboard.csv")
     assert sorted(board.model) == sorted(TINY["models"])
-    assert ((board.relative_robustness - board.corrupted / board.clean).abs() < 1e-9).all()
+    assert (board.seeds == 2).all()
+    assert (board.loc[board.model == "clip", "corrupted_sd"] == 0).all()  # the encoder is shared by the seeds
 
     # second run: models come from the cache and results are identical
     trained = sorted(p.name for p in cache_dir.rglob("*.safetensors"))
-    assert len(trained) == 1 + 3  # encoder + scheduled(mafs) + scheduled(fixed) + albef/blip shared
+    assert len(trained) == 1 + 3 * 2  # encoder + (mafs, fixed_sum, albef/blip shared) per training seed
     out2 = tmp_path / "out2"
     result = runner.invoke(app, ["run", str(suite), "--out", str(out2), "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -108,3 +121,24 @@ def test_corruptions_list_and_preview(tmp_path: Path) -> None:
     assert out_t.stat().st_size > 10_000
     result = runner.invoke(app, ["corruptions", "preview", "-o", str(out_t)])
     assert result.exit_code != 0
+
+
+def test_training_on_an_evaluated_corruption_is_marked(tmp_path: Path, cache_dir: Path) -> None:
+    """Allowed, recorded in run.json, and every cell of that corruption marked in the leaderboard."""
+    spec = {**TINY, "seeds": [0], "models": ["clip", "mafs"], "shifted_domains": [],
+            "corruptions": ["gaussian_noise", "keyboard"], "severities": [5]}
+    spec["backend"] = {"name": "embedded", "options": {**TINY["backend"]["options"],
+                                                       "fusion_train": {"steps": 2, "batch_size": 16,
+                                                                        "corruptions": ["gaussian_noise"]}}}
+    spec["dataset"] = {**TINY["dataset"], "shifted_domains": []}
+    del spec["shifted_domains"]
+    suite = tmp_path / "seen.yaml"
+    suite.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(suite), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    run = __import__("json").loads((out / "run.json").read_text())
+    assert run["training"]["corruptions_seen"] == ["gaussian_noise"]
+    text = (out / "leaderboard.md").read_text()
+    assert "gaussian_noise (image) †" in text and "keyboard (text) †" not in text
+    assert "seen in training" in text

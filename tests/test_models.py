@@ -8,10 +8,11 @@ import torch
 
 from mafs_bench.models import cache
 from mafs_bench.models.encoder import DualEncoder, list_encoder_configs, load_encoder_config
-from mafs_bench.models.fusion import FUSIONS, PairSignals, create_fusion, gather
+from mafs_bench.models.augment import FeatureStats
+from mafs_bench.models.fusion import FUSIONS, FusionMethod, PairSignals, ReferencePool, create_fusion, gather
 from mafs_bench.models.encoder import ImageFeatures, TextFeatures
 from mafs_bench.models.tokenizer import EOT, PAD, SOT, UNK, WordTokenizer
-from mafs_bench.models.training import FusionTrainConfig, FusionTrainData, train_fusion
+from mafs_bench.models.fusion_training import FusionTrainConfig, FusionTrainData, train_fusion
 
 FUSED = [n for n in FUSIONS.names() if FUSIONS.get(n).has_fusion]
 
@@ -71,15 +72,27 @@ def test_every_registered_method_is_tested() -> None:
     assert set(FUSIONS.names()) == {"clip", "mafs", "fixed_sum", "albef", "blip"}, "new method: add it to the tests"
 
 
+def _reference(n: int = 12, width: int = 16, seed: int = 3) -> ReferencePool:
+    img, txt = _features(n=n, width=width, seed=seed)
+    return ReferencePool(img.emb[: n // 2], txt.emb[: n // 2], img.emb, txt.emb, torch.arange(n).repeat_interleave(2), 10.0)
+
+
+def _fitted(name: str, **options: object) -> FusionMethod:
+    """A method with its reference fitted (MA-AFS needs banks before it can score)."""
+    method = create_fusion(name, 16, 16, width=16, heads=2, **options)
+    method.fit_reference(_reference())
+    return method.eval()
+
+
 @pytest.mark.parametrize("name", FUSED)
 def test_fusion_contract_shapes_and_weights(name: str) -> None:
     torch.manual_seed(0)
-    method = create_fusion(name, 16, 16, width=16, heads=2).eval()
+    method = _fitted(name)
     img, txt = _features()
     ip, tp = method.prepare_images(img), method.prepare_texts(txt)
     images = torch.tensor([0, 3])
     captions = torch.tensor([[0, 1, 5], [2, 7, 11]])
-    sig = PairSignals(torch.rand(2, 3), torch.rand(2, 3), torch.rand(2, 3))
+    sig = PairSignals(torch.rand(2, 3))
     out = method.pair_forward(gather(ip, images), gather(tp, captions), sig)
     assert out.itm_logits.shape == (2, 3, 2)
     itc = torch.rand(2, 3)
@@ -89,6 +102,10 @@ def test_fusion_contract_shapes_and_weights(name: str) -> None:
     if out.alpha is not None:
         assert out.alpha.shape == (2, 3, 2)
         assert torch.allclose(out.alpha.sum(-1), torch.ones(2, 3))
+        assert out.cues is not None and out.cues.shape == (2, 3, 5)
+        assert torch.equal(out.cues[..., 2], sig.itc)  # agreement is the pair's ITC cosine
+        assert ((out.cues[..., :2] >= 0) & (out.cues[..., :2] <= 1)).all()  # normalised entropies
+        assert ((out.cues[..., 3:] >= -1) & (out.cues[..., 3:] <= 1 + 1e-6)).all()  # bank agreements: cosines
 
 
 def test_fixed_sum_is_mafs_without_scheduler() -> None:
@@ -98,9 +115,9 @@ def test_fixed_sum_is_mafs_without_scheduler() -> None:
     assert set(dict(fixed.named_parameters())) < set(dict(mafs.named_parameters()))
     sched = sum(p.numel() for k, p in mafs.named_parameters() if k in extra)
     assert sched / 1_068_673 < 0.01  # under 1% of the embedded model (encoder params) as specified
-    sig = PairSignals(torch.rand(4, 1), torch.rand(4, 1), torch.rand(4, 1))
-    assert torch.allclose(fixed.weights(sig), torch.full((4, 1, 2), 0.5))
-    assert torch.allclose(mafs.weights(sig), torch.full((4, 1, 2), 0.5))  # zero-initialised final layer
+    cues = torch.rand(4, 1, 5)
+    assert torch.allclose(fixed.weights(cues), torch.full((4, 1, 2), 0.5))
+    assert torch.allclose(mafs.weights(cues), torch.full((4, 1, 2), 0.5))  # zero-initialised final layer
 
 
 def test_blip_adds_itc_to_albef_score() -> None:
@@ -109,7 +126,7 @@ def test_blip_adds_itc_to_albef_score() -> None:
     blip = create_fusion("blip", 16, 16, width=16, heads=2)
     blip.load_state_dict(albef.state_dict())
     img, txt = _features()
-    sig = PairSignals(torch.rand(1, 2), torch.rand(1, 2), torch.rand(1, 2))
+    sig = PairSignals(torch.rand(1, 2))
     with torch.no_grad():
         oa = albef.pair_forward(gather(albef.prepare_images(img), torch.tensor([0])), gather(albef.prepare_texts(txt), torch.tensor([[0, 1]])), sig)
         ob = blip.pair_forward(gather(blip.prepare_images(img), torch.tensor([0])), gather(blip.prepare_texts(txt), torch.tensor([[0, 1]])), sig)
@@ -124,9 +141,9 @@ def _train_data(n: int = 32, dim: int = 16) -> FusionTrainData:
     # make captions informative: text tokens carry their image's mean token
     txt.tokens = txt.tokens * 0.1 + img.tokens.mean(1)[owner, None, :]
     txt.emb = torch.nn.functional.normalize(img.emb[owner] + 0.1 * txt.emb, dim=-1)
-    g = torch.Generator().manual_seed(1)
-    return FusionTrainData([img, img], [txt, txt], owner, [torch.nonzero(owner == i).flatten() for i in range(n)],
-                           [torch.rand(n, generator=g)] * 2, [torch.rand(2 * n, generator=g)] * 2, 10.0)
+    ref = ReferencePool(img.emb[: n // 4], txt.emb[: n // 2 : 2], img.emb, txt.emb, owner, 10.0)
+    return FusionTrainData([img], [txt], owner, [torch.nonzero(owner == i).flatten() for i in range(n)],
+                           FeatureStats.of(img.emb, img.tokens), FeatureStats.of(txt.emb, txt.tokens, txt.mask), ref, 10.0)
 
 
 @pytest.mark.parametrize("name", ["mafs", "albef"])

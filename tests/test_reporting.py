@@ -44,7 +44,7 @@ TEXTURED = {"alpha": 0.5, "beta": 0.25}  # gamma was not run on the shifted doma
 def _row(model: str, task: str, domain: str, *cell: object) -> dict[str, object]:
     """One metrics row; ``cell`` is (corruption, modality, severity, metric, value)."""
     dataset = "shapes" if task == "retrieval" else "shapes_vqa"
-    return dict(zip(METRICS_COLUMNS, (model, task, dataset, domain, *cell), strict=True))
+    return dict(zip(METRICS_COLUMNS, (model, 0, task, dataset, domain, *cell), strict=True))
 
 
 def make_metrics(with_vqa: bool = False) -> pd.DataFrame:
@@ -70,11 +70,12 @@ def make_weights() -> pd.DataFrame:
     """MA-AFS weights for one model: alpha_v falls as the image is blurred harder."""
     rows = []
     for sample in range(4):
-        rows.append(("alpha", "retrieval", "plain", "none", "none", 0, f"s{sample}", 0.5, 0.5))
+        cues = (0.4, 0.3, 0.9, 0.8, 0.7)  # h_v, h_t, agreement, a_v, a_t
+        rows.append(("alpha", 0, "retrieval", "plain", "none", "none", 0, f"s{sample}", 0.5, 0.5, *cues))
         for severity in (1, 2, 3):
             alpha_v = 0.5 - 0.125 * severity
-            rows.append(("alpha", "retrieval", "plain", "blur", "image", severity, f"s{sample}", alpha_v, 1 - alpha_v))
-            rows.append(("alpha", "retrieval", "plain", "typo", "text", severity, f"s{sample}", 1 - alpha_v, alpha_v))
+            rows.append(("alpha", 0, "retrieval", "plain", "blur", "image", severity, f"s{sample}", alpha_v, 1 - alpha_v, *cues))
+            rows.append(("alpha", 0, "retrieval", "plain", "typo", "text", severity, f"s{sample}", 1 - alpha_v, alpha_v, *cues))
     return pd.DataFrame(rows, columns=list(WEIGHTS_COLUMNS))
 
 
@@ -93,7 +94,8 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Pat
 
 
 def test_leaderboard_columns_and_order(board: pd.DataFrame) -> None:
-    assert list(board.columns) == [*BASE_COLUMNS, "domain:textured"]
+    scores = [c for c in (*BASE_COLUMNS, "domain:textured") if c not in ("rank", "task", "model", "metric", "seeds", "nonfinite_cells")]
+    assert list(board.columns) == [*BASE_COLUMNS, "domain:textured", *(f"{c}_sd" for c in scores)]
     assert board["model"].tolist() == ["alpha", "beta", "gamma"]
     # beta and gamma tie on corrupted (0.4375): same rank, listed by name.
     assert board["rank"].tolist() == [1, 2, 2]
@@ -160,9 +162,9 @@ def test_markdown_has_legend_rows_and_per_corruption_table(board: pd.DataFrame, 
     text = (tmp_path / "leaderboard.md").read_text()
     assert "## retrieval" in text
     assert "**Legend:**" in text
-    assert "| rank | model | clean | corrupted | relative_robustness | image | text | domain:textured |" in text
-    assert "| 1 | alpha | 0.750 | 0.562 | 0.750 | 0.500 | 0.625 | 0.500 |" in text
-    assert "| 2 | gamma | 1.000 | 0.438 | 0.438 | 0.500 | 0.375 |  |" in text  # missing domain: blank
+    assert "| rank | model | seeds | clean | corrupted | relative_robustness | image | text | domain:textured |" in text
+    assert "| 1 | alpha | 1 | 0.750 | 0.562 | 0.750 | 0.500 | 0.625 | 0.500 |" in text
+    assert "| 2 | gamma | 1 | 1.000 | 0.438 | 0.438 | 0.500 | 0.375 |  |" in text  # missing domain: blank
     assert "| model | blur (image) | typo (text) |" in text
     assert "| beta | 0.500 | 0.375 |" in text
 
@@ -197,7 +199,7 @@ def test_read_metrics_types(tmp_path: Path) -> None:
     [
         (lambda df: df.drop(columns=["value"]), r"missing: \['value'\]"),
         (lambda df: df.drop(columns=["modality", "dataset"]), r"missing: \['dataset', 'modality'\]"),
-        (lambda df: df.assign(seed=0), r"extra: \['seed'\]"),
+        (lambda df: df.assign(epoch=0), r"extra: \['epoch'\]"),
         (lambda df: df.assign(severity="high"), "'severity' must hold integers"),
         (lambda df: df.assign(value="n/a"), "'value' must hold numbers"),
         (lambda df: df.assign(modality="audio"), "unknown modality"),
@@ -310,8 +312,8 @@ def test_nonfinite_cells_in_tables_and_markdown(tmp_path: Path) -> None:
     _, md = write_leaderboard(board, tmp_path, metrics=metrics)
     text = md.read_text()
     assert "**NaN/inf scores** (cells): `broken` (1); every mean over them is blank." in text
-    assert "| rank | model | clean | corrupted | relative_robustness | image | text | nonfinite_cells |" in text
-    assert "| 2 | broken | 0.875 |  |  |  | 0.875 | 1 |" in text
+    assert "| rank | model | seeds | clean | corrupted | relative_robustness | image | text | nonfinite_cells |" in text
+    assert "| 2 | broken | 1 | 0.875 |  |  |  | 0.875 | 1 |" in text
     assert "| broken |  | 0.875 |" in text
     csv_path = tmp_path / "leaderboard.csv"
     pd.testing.assert_frame_equal(pd.read_csv(csv_path), board)
@@ -368,3 +370,37 @@ def test_domain_shift_bars_fill_their_group_without_overlap(tmp_path: Path, figu
         assert bar.get_width() == pytest.approx(0.8 / 3 * 0.95)
         centre = bar.get_x() + bar.get_width() / 2
         assert min(abs(centre - j) for j in (0, 1)) <= 0.4
+
+
+def test_leaderboard_means_over_seeds_with_their_spread(tmp_path: Path) -> None:
+    """Each score is the mean of the per-seed scores; ``_sd`` is their sample standard deviation."""
+    base = make_metrics()
+    seeds = []
+    for seed, shift in ((0, 0.0), (1, 0.1), (2, 0.2)):
+        frame = base.copy()
+        frame["seed"] = seed
+        frame.loc[frame["model"] == "alpha", "value"] += shift
+        seeds.append(frame)
+    board = build_leaderboard(pd.concat(seeds, ignore_index=True), PRIMARY)
+    alpha = board[(board["task"] == "retrieval") & (board["model"] == "alpha")].iloc[0]
+    single = build_leaderboard(base, PRIMARY)
+    single_alpha = single[(single["task"] == "retrieval") & (single["model"] == "alpha")].iloc[0]
+    assert alpha["seeds"] == 3
+    assert alpha["clean"] == pytest.approx(single_alpha["clean"] + 0.1)
+    assert alpha["clean_sd"] == pytest.approx(0.1)
+    beta = board[(board["task"] == "retrieval") & (board["model"] == "beta")].iloc[0]
+    assert beta["clean_sd"] == pytest.approx(0.0)
+    assert math.isnan(single_alpha["clean_sd"])  # one seed: no spread
+    _, md = write_leaderboard(board, tmp_path)
+    assert f"{alpha['clean']:.3f} ± 0.100" in md.read_text()
+
+
+def test_corruptions_seen_in_training_are_marked(tmp_path: Path) -> None:
+    metrics = make_metrics()
+    board = build_leaderboard(metrics, PRIMARY)
+    _, md = write_leaderboard(board, tmp_path, metrics=metrics, seen_in_training=["blur"])
+    text = md.read_text()
+    assert "blur (image) †" in text and "typo (text) †" not in text
+    assert "seen in training" in text
+    _, clean_md = write_leaderboard(board, tmp_path / "b", metrics=metrics)
+    assert "†" not in clean_md.read_text()

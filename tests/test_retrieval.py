@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from mafs_bench.models.encoder import ImageFeatures, TextFeatures
-from mafs_bench.models.fusion import FUSIONS, create_fusion
+from mafs_bench.models.fusion import FUSIONS, ReferencePool, create_fusion
 from mafs_bench.tasks import EncodedCell, create_task
-from mafs_bench.tasks.retrieval import i2t_ranks, image_groups, normalised_entropy, recall_at_k, score_pairs, t2i_ranks
+from mafs_bench.models.fusion.blocks import normalised_entropy
+from mafs_bench.tasks.retrieval import i2t_ranks, image_groups, recall_at_k, score_pairs, t2i_ranks
 
 # 3 images, 2 captions each: captions 0,1 -> image 0; 2,3 -> image 1; 4,5 -> image 2.
 OWNER = np.array([0, 0, 1, 1, 2, 2])
@@ -97,33 +98,51 @@ def test_grouped_scoring_equals_pair_by_pair(name: str) -> None:
     torch.manual_seed(0)
     method = create_fusion(name, 16, 16, width=16, heads=2).eval()
     cell = _cell()
+    method.fit_reference(ReferencePool(cell.images.emb, cell.texts.emb[::2], cell.images.emb, cell.texts.emb,
+                                       torch.as_tensor(cell.caption_image), 10.0))
     sim = cell.images.emb @ cell.texts.emb.T
-    h_v, h_t = torch.rand(len(cell.images)), torch.rand(len(cell.texts))
     img_idx = torch.tensor([0, 5, 5, 2, 0, 11, 5])
     txt_idx = torch.tensor([1, 3, 7, 0, 23, 2, 10])
     with torch.no_grad():
         ip, tp = method.prepare_images(cell.images), method.prepare_texts(cell.texts)
-        grouped, _ = score_pairs(method, ip, tp, img_idx, txt_idx, sim, h_v, h_t, chunk=3)
-        single = torch.cat([score_pairs(method, ip, tp, img_idx[i : i + 1], txt_idx[i : i + 1], sim, h_v, h_t)[0]
+        grouped, _ = score_pairs(method, ip, tp, img_idx, txt_idx, sim, chunk=3)
+        single = torch.cat([score_pairs(method, ip, tp, img_idx[i : i + 1], txt_idx[i : i + 1], sim)[0]
                             for i in range(len(img_idx))])
     assert torch.allclose(grouped, single, atol=1e-5)
 
 
+def _mafs(cell: EncodedCell) -> object:
+    torch.manual_seed(0)
+    method = create_fusion("mafs", 16, 16, width=16, heads=2)
+    method.fit_reference(ReferencePool(cell.images.emb, cell.texts.emb[::2], cell.images.emb, cell.texts.emb,
+                                       torch.as_tensor(cell.caption_image), 10.0))
+    return method.eval()
+
+
 def test_clip_ranks_by_itc_and_fusion_reranks_only_top_k() -> None:
     cell = _cell()
-    task = create_task("retrieval", k=3)
+    task = create_task("retrieval", k=3, ks=[1, 2])
     clip = task.evaluate(cell, create_fusion("clip", 16, 16))
     sim = (cell.images.emb @ cell.texts.emb.T).numpy()
-    assert clip.metrics == recall_at_k(sim, sim, cell.caption_image)
-    torch.manual_seed(0)
-    mafs = task.evaluate(cell, create_fusion("mafs", 16, 16, width=16, heads=2).eval())
-    assert set(mafs.metrics) == set(task.metric_names)
+    assert clip.metrics == recall_at_k(sim, sim, cell.caption_image, (1, 2))
+    mafs = task.evaluate(cell, _mafs(cell))
+    assert set(mafs.metrics) == set(task.metric_names) == {"i2t_r1", "i2t_r2", "t2i_r1", "t2i_r2", "r_mean", "nonfinite_scores"}
     assert mafs.weights is not None and len(mafs.weights["alpha_v"]) == len(cell.texts)
     np.testing.assert_allclose(mafs.weights["alpha_v"] + mafs.weights["alpha_t"], 1.0, rtol=1e-6)
-    # with k=1 only the ITC top-1 is re-ranked, so R@1 equals CLIP's
-    top1 = create_task("retrieval", k=1).evaluate(cell, create_fusion("albef", 16, 16, width=16, heads=2).eval())
-    assert top1.metrics["i2t_r1"] == clip.metrics["i2t_r1"]
-    assert top1.metrics["t2i_r1"] == clip.metrics["t2i_r1"]
+    np.testing.assert_allclose(mafs.weights["agreement"], sim[cell.caption_image, np.arange(len(cell.texts))], rtol=1e-5)
+    assert ((mafs.weights["h_v"] >= 0) & (mafs.weights["h_v"] <= 1)).all()
+
+
+@pytest.mark.parametrize("k, ks", [(10, [1, 5, 10]), (5, [5]), (1, [1]), (16, []), (16, [0, 1])])
+def test_recall_at_k_needs_k_below_the_reranking_depth(k: int, ks: list[int]) -> None:
+    """R@K for K >= k is identical for every re-ranking method: refused, not reported."""
+    with pytest.raises(ValueError, match="k"):
+        create_task("retrieval", k=k, ks=ks)
+
+
+def test_default_retrieval_reports_r1_r5_r10_with_k_16() -> None:
+    assert create_task("retrieval").metric_names == ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "r_mean",
+                                                     "nonfinite_scores")
 
 
 def test_methods_sharing_weights_share_pair_outputs_per_cell() -> None:
@@ -131,7 +150,7 @@ def test_methods_sharing_weights_share_pair_outputs_per_cell() -> None:
     albef = create_fusion("albef", 16, 16, width=16, heads=2).eval()
     blip = create_fusion("blip", 16, 16, width=16, heads=2).eval()
     blip.load_state_dict(albef.state_dict())
-    task = create_task("retrieval", k=4)
+    task = create_task("retrieval", k=4, ks=[1, 2])
     fresh = task.evaluate(_cell(), blip).metrics
     albef.weights_id = blip.weights_id = "same"
     cell = _cell()
@@ -142,9 +161,9 @@ def test_methods_sharing_weights_share_pair_outputs_per_cell() -> None:
 
 
 def test_recurring_features_are_prepared_once_per_run() -> None:
-    method = create_fusion("mafs", 16, 16, width=16, heads=2).eval()
-    method.weights_id = "w"
     first = _cell()
+    method = _mafs(first)
+    method.weights_id = "w"
     shared: dict = {}
     a = EncodedCell(first.images, first.texts, first.caption_image, 10.0, shared=shared, images_recur=True, texts_recur=False)
     b = EncodedCell(first.images, _cell(seed=1).texts, first.caption_image, 10.0, shared=shared, images_recur=True, texts_recur=False)

@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from mafs_bench.models.encoder import ImageFeatures, TextFeatures
-from mafs_bench.models.fusion import PairOutput, create_fusion
+from mafs_bench.models.fusion import PairOutput, ReferencePool, create_fusion
 from mafs_bench.runner.run import Cell, warn_nonfinite
 from mafs_bench.tasks import EncodedCell, TaskResult, create_task
-from mafs_bench.tasks.retrieval import RECALL_KS, i2t_ranks, normalised_entropy, recall_at_k, t2i_ranks
+from mafs_bench.models.fusion.blocks import normalised_entropy
+from mafs_bench.tasks.retrieval import RECALL_KS, i2t_ranks, recall_at_k, t2i_ranks
 
 # 3 images, 2 captions each: captions 0,1 -> image 0; 2,3 -> image 1; 4,5 -> image 2.
 OWNER = np.array([0, 0, 1, 1, 2, 2])
@@ -102,7 +103,11 @@ def _cell(n: int = 12, per: int = 2, seed: int = 0) -> EncodedCell:
 
 def test_a_diverged_fusion_head_scores_zero_and_is_counted() -> None:
     torch.manual_seed(0)
-    method = create_fusion("mafs", 16, 16, width=16, heads=2).eval()
+    cell = _cell()
+    method = create_fusion("mafs", 16, 16, width=16, heads=2)
+    method.fit_reference(ReferencePool(cell.images.emb, cell.texts.emb[::2], cell.images.emb, cell.texts.emb,
+                                       torch.as_tensor(cell.caption_image), 10.0))
+    method.eval()
     forward = method.pair_forward
 
     def diverged(img, txt, signals):  # every ITM logit NaN, fusion weights as usual
@@ -110,8 +115,7 @@ def test_a_diverged_fusion_head_scores_zero_and_is_counted() -> None:
         return PairOutput(torch.full_like(out.itm_logits, math.nan), out.alpha)
 
     method.pair_forward = diverged
-    cell = _cell()
-    k = 3
+    k = 11
     result = create_task("retrieval", k=k).evaluate(cell, method)
     assert _recalls(result.metrics) == dict.fromkeys(RECALLS, 0.0)
     sim = cell.images.emb @ cell.texts.emb.T

@@ -19,7 +19,7 @@ BASE = {
     "name": "t",
     "dataset": {"name": "embedded_world"},
     "models": ["clip"],
-    "tasks": [{"name": "retrieval", "k": 4}],
+    "tasks": [{"name": "retrieval", "k": 4, "ks": [1, 3]}],
     "corruptions": ["gaussian_noise"],
     "severities": [1, 2],
 }
@@ -33,7 +33,7 @@ def test_bundled_suites_validate() -> None:
 
 def test_task_options_and_cells() -> None:
     suite = suite_from_dict({**BASE, "dataset": {"name": "embedded_world", "shifted_domains": ["outline"]}})
-    assert suite.tasks[0].options == {"k": 4}
+    assert suite.tasks[0].options == {"k": 4, "ks": [1, 3]}
     cells = plan_cells(suite, "plain")
     assert [(c.domain, c.corruption, c.severity) for c in cells] == [
         ("plain", "none", 0), ("plain", "gaussian_noise", 1), ("plain", "gaussian_noise", 2), ("outline", "none", 0)]
@@ -134,7 +134,7 @@ def test_open_clip_backend_encodes_with_a_local_checkpoint(tmp_path: Path) -> No
     torch.save(model.state_dict(), ckpt)
     backend = create_backend("open_clip", model="RN50", pretrained=None, checkpoint=str(ckpt))
     assert backend.preflight(["clip"]) == []
-    bundle = backend.build(None, ["clip"], torch.device("cpu"), lambda d, t: (lambda *a: None))
+    bundle = backend.build(None, ["clip"], torch.device("cpu"), lambda d, t: (lambda *a: None), [0])
     imgs = [np.zeros((30, 40, 3), np.uint8), np.full((50, 20, 3), 200, np.uint8)]
     f = bundle.encoder.encode_images(imgs)
     t = bundle.encoder.encode_texts(["a photo", "a dog"])
@@ -167,3 +167,20 @@ def test_runner_torch_corruption_path_matches_numpy(name: str) -> None:
     torch_out = corrupt_images(data, cell, seed=1, device=torch.device("cpu"), backend="torch")
     assert torch_out.dtype == np.uint8 and torch_out.shape == numpy_out.shape
     np.testing.assert_array_equal(torch_out, numpy_out)
+
+
+def test_recall_at_k_not_below_k_is_a_suite_error() -> None:
+    """A task option that cannot run stops at validation, naming the field and the values."""
+    with pytest.raises(SuiteError, match=r"field tasks: tasks\[0\] \(retrieval\).*R@10 needs k > 10"):
+        suite_from_dict({**BASE, "tasks": [{"name": "retrieval", "k": 10}]}, "s.yaml")
+
+
+@pytest.mark.parametrize("seeds, message", [([], "at least one"), ([0, -1], "non-negative"), ([1, 1], "twice")])
+def test_bad_training_seeds_are_named(seeds: list[int], message: str) -> None:
+    with pytest.raises(SuiteError, match=f"field seeds.*{message}"):
+        suite_from_dict({**BASE, "seeds": seeds}, "s.yaml")
+
+
+def test_training_seeds_default_to_the_seed() -> None:
+    assert suite_from_dict({**BASE, "seed": 7}, "s.yaml").training_seeds == [7]
+    assert suite_from_dict({**BASE, "seeds": [2, 0]}, "s.yaml").training_seeds == [2, 0]

@@ -23,7 +23,7 @@ def train(
         spec = load_suite(suite)
         dataset, backend = preflight(spec)
         with rich_progress(err_console, progress) as factory:
-            bundle = backend.build(dataset, spec.models, resolve_device(spec.device), factory)
+            bundle = backend.build(dataset, spec.models, resolve_device(spec.device), factory, spec.training_seeds)
     for key, value in bundle.info.items():
         console.print(f"{key}: {value}", highlight=False)
     console.print(f"Weights cached under {cache_root()}", highlight=False)

@@ -42,19 +42,27 @@ CACHE_FORMAT = 2
 #: Source files whose bytes determine trained weights, as globs ``"<top-level package>/<pattern>"``
 #: resolved in each package's installed folder. Their hash (:func:`code_version`) is part of
 #: every key, so editing any of them retrains. A module that training starts to read belongs here.
-CODE_SOURCES: tuple[str, ...] = (
-    "mafs_bench/models/training.py",  # training loops, losses, augmentation draws
+ENCODER_SOURCES: tuple[str, ...] = (
+    "mafs_bench/models/training.py",  # contrastive training loop and schedule
     "mafs_bench/models/encoder.py",  # dual encoder architecture, image preprocessing
     "mafs_bench/models/tokenizer.py",
-    "mafs_bench/models/fusion/*.py",  # fusion networks and their initialisation
     "mafs_bench/models/configs/*.json",  # bundled encoder architectures
-    "mafs_bench/models/backends/embedded.py",  # which data, seeds and options reach training
     "mafs_bench/data/world.py",  # the generator of the training images and captions
     "mafs_bench/data/embedded.py",  # training_data() / vocabulary() over the world
-    "mafs_bench/tasks/retrieval.py",  # normalised_entropy: the MA-AFS cue that fusion training computes
-    "corruptions/**/*.py",  # training augmentation (training.corrupt_views)
-    "corruptions/**/*.json.gz",  # corruption data read by that augmentation (WordNet synonyms)
 )
+CODE_SOURCES: tuple[str, ...] = (
+    *ENCODER_SOURCES,  # fusion heads train on the encoder's features
+    "mafs_bench/models/fusion_training.py",  # ITM loop, negatives, degradation draws
+    "mafs_bench/models/augment.py",  # the training-time degradations
+    "mafs_bench/models/fusion/*.py",  # fusion networks and their initialisation
+    "mafs_bench/models/backends/embedded.py",  # which data, seeds and options reach training
+    "corruptions/**/*.py",  # opt-in training corruptions (fusion_training.corrupt_views)
+    "corruptions/**/*.json.gz",  # corruption data read by them (WordNet synonyms)
+)
+#: sources per cache kind; a kind not listed uses :data:`CODE_SOURCES`. The encoder's weights do
+#: not depend on the fusion code, so editing a fusion module retrains only the fusion heads (the
+#: encoder part of ``backends/embedded.py`` passes the keyed config through, nothing more).
+KIND_SOURCES: dict[str, tuple[str, ...]] = {"encoder": ENCODER_SOURCES}
 
 #: Suffixes hashed as text, with CRLF line endings read as LF (a Windows checkout hashes alike).
 _TEXT_SUFFIXES = frozenset({".py", ".json", ".txt", ".yaml"})
@@ -114,24 +122,26 @@ def hash_sources(patterns: Iterable[str] = CODE_SOURCES) -> str:
     return digest.hexdigest()[:16]
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Hash of the code that trains the weights (:data:`CODE_SOURCES`), computed once per process."""
-    return hash_sources(CODE_SOURCES)
+@lru_cache(maxsize=8)
+def code_version(kind: str | None = None) -> str:
+    """Hash of the code that trains weights of ``kind`` (:data:`KIND_SOURCES`, else
+    :data:`CODE_SOURCES`), computed once per process."""
+    return hash_sources(KIND_SOURCES.get(kind or "", CODE_SOURCES))
 
 
-def config_key(config: dict[str, Any]) -> str:
+def config_key(config: dict[str, Any], kind: str | None = None) -> str:
     """Stable 16-hex-digit key of a JSON-serialisable config under the current code.
 
-    Covers the config (key order does not matter), :data:`CACHE_FORMAT` and :func:`code_version`.
+    Covers the config (key order does not matter), :data:`CACHE_FORMAT` and
+    :func:`code_version` of ``kind``.
     """
-    blob = _canonical({"format": CACHE_FORMAT, "code": code_version(), "config": config})
+    blob = _canonical({"format": CACHE_FORMAT, "code": code_version(kind), "config": config})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def weights_path(kind: str, config: dict[str, Any]) -> Path:
     """Where the weights of ``kind`` trained with ``config`` live (a ``.safetensors`` file)."""
-    return cache_root() / "weights" / kind / f"{config_key(config)}.safetensors"
+    return cache_root() / "weights" / kind / f"{config_key(config, kind)}.safetensors"
 
 
 def recipe_path(kind: str, config: dict[str, Any]) -> Path:
@@ -183,7 +193,7 @@ def save_weights(kind: str, config: dict[str, Any], state_dict: dict[str, Any], 
     path = weights_path(kind, config)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = _plain_tensors(state_dict)
-    recipe = {"format": CACHE_FORMAT, "kind": kind, "key": path.stem, "code_version": code_version(),
+    recipe = {"format": CACHE_FORMAT, "kind": kind, "key": path.stem, "code_version": code_version(kind),
               "config": config, "meta": meta, "versions": _library_versions()}
     header = json.dumps(recipe, sort_keys=True, default=str)
     text = json.dumps(json.loads(header), indent=2, sort_keys=True)
@@ -201,7 +211,7 @@ def _recipe_mismatch(recipe: Any, kind: str, config: dict[str, Any]) -> str | No
     """Why a stored recipe is not the one asked for, or None when it is."""
     if not isinstance(recipe, dict):
         return "its recipe metadata is not a JSON object"
-    wanted = {"format": CACHE_FORMAT, "kind": kind, "code_version": code_version()}
+    wanted = {"format": CACHE_FORMAT, "kind": kind, "code_version": code_version(kind)}
     for field, value in wanted.items():
         if recipe.get(field) != value:
             return f"stored {field} {recipe.get(field)!r} is not the current {value!r}"

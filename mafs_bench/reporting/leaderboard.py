@@ -38,6 +38,7 @@ BASE_COLUMNS: Final[tuple[str, ...]] = (
     "task",
     "model",
     "metric",
+    "seeds",
     "clean",
     "corrupted",
     "relative_robustness",
@@ -45,6 +46,12 @@ BASE_COLUMNS: Final[tuple[str, ...]] = (
     "nonfinite_cells",
 )
 """Leaderboard columns before the ``domain:<name>`` ones."""
+
+SEEN_MARK: Final[str] = "†"
+"""Mark of a corruption the fusion heads trained on (cells "seen in training")."""
+
+SD_SUFFIX: Final[str] = "_sd"
+"""Suffix of the column holding a score's standard deviation across training seeds."""
 
 DOMAIN_PREFIX: Final[str] = "domain:"
 LEADERBOARD_CSV: Final[str] = "leaderboard.csv"
@@ -57,7 +64,9 @@ LEGEND: Final[str] = (
     "over the corruptions of that modality; domain:<name> = clean score on a shifted domain; "
     "nonfinite_cells (shown when not all 0) = the model's cells of this metric whose score is NaN or inf; "
     "a mean over such a cell is blank, not the mean of the other cells, and a blank corrupted score ranks last; "
-    "blank = not evaluated, or undefined as just said."
+    "blank = not evaluated, or undefined as just said. "
+    "Every score is the mean over the training seeds (`seeds`) of the per-seed score, shown as mean ± "
+    "standard deviation across seeds (the CSV has it in `<column>_sd`)."
 )
 
 
@@ -80,6 +89,8 @@ def build_leaderboard(
         where not evaluated or where a cell is NaN/inf; ``nonfinite_cells`` is int64
         (the model's NaN/inf values of the metric, all domains); ``rank`` is int64, with
         NaN corrupted means sharing the last rank.
+        Then ``<score>_sd`` for every score column: the standard deviation across training
+        seeds (NaN with one seed).
 
     Example:
         >>> board = build_leaderboard(metrics, {"retrieval": "r_mean"})
@@ -91,8 +102,9 @@ def build_leaderboard(
         for task in task_order(metrics, primary)
     ]
     board = pd.concat(tables, ignore_index=True)
-    shifted = sorted(column for column in board.columns if column.startswith(DOMAIN_PREFIX))
-    return board.reindex(columns=[*BASE_COLUMNS, *shifted])
+    shifted = sorted(c for c in board.columns if c.startswith(DOMAIN_PREFIX) and not c.endswith(SD_SUFFIX))
+    scores = [c for c in (*BASE_COLUMNS, *shifted) if c not in ("rank", "task", "model", "metric", "seeds", "nonfinite_cells")]
+    return board.reindex(columns=[*BASE_COLUMNS, *shifted, *(c + SD_SUFFIX for c in scores)])
 
 
 def per_corruption_table(
@@ -134,6 +146,7 @@ def write_leaderboard(
     out_dir: str | Path,
     metrics: pd.DataFrame | None = None,
     domain: str | None = None,
+    seen_in_training: Sequence[str] = (),
 ) -> list[Path]:
     """Write ``leaderboard.csv`` and ``leaderboard.md`` into ``out_dir``.
 
@@ -143,6 +156,8 @@ def write_leaderboard(
         metrics: When given, each task's Markdown section also gets its
             :func:`per_corruption_table` and names the in-domain domain.
         domain: Passed to :func:`per_corruption_table`.
+        seen_in_training: corruptions the fusion heads trained on (``run.json``'s
+            ``training.corruptions_seen``); their columns are marked "seen in training".
 
     Returns:
         The two paths, CSV first.
@@ -151,12 +166,15 @@ def write_leaderboard(
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / LEADERBOARD_CSV, out / LEADERBOARD_MD
     board.to_csv(csv_path, index=False, lineterminator="\n")
-    md_path.write_text(leaderboard_markdown(board, metrics, domain), encoding="utf-8", newline="\n")
+    md_path.write_text(leaderboard_markdown(board, metrics, domain, seen_in_training), encoding="utf-8", newline="\n")
     return [csv_path, md_path]
 
 
 def leaderboard_markdown(
-    board: pd.DataFrame, metrics: pd.DataFrame | None = None, domain: str | None = None
+    board: pd.DataFrame,
+    metrics: pd.DataFrame | None = None,
+    domain: str | None = None,
+    seen_in_training: Sequence[str] = (),
 ) -> str:
     """Render the leaderboard as Markdown: a legend, then one section per task.
 
@@ -164,16 +182,21 @@ def leaderboard_markdown(
     left out of that task's table, and so is ``nonfinite_cells`` when it is 0 for every
     model; numbers get 3 decimals; missing values are blank. A task with NaN/inf cells
     gets a line naming the models.
+    Corruptions in ``seen_in_training`` get the mark :data:`SEEN_MARK` and a warning line.
     """
     metrics = None if metrics is None else validate_metrics(metrics)
     lines = ["# mafs-bench leaderboard", "", LEGEND, ""]
+    if seen_in_training:
+        lines += [f"**{SEEN_MARK} seen in training:** the fusion heads trained on {', '.join(sorted(seen_in_training))}; "
+                  "scores under these corruptions measure memory of the corruption, not robustness (ImageNet-C's rule).", ""]
     for task in _unique_in_order(board["task"]):
         rows = board[board["task"] == task]
         metric = str(rows["metric"].iloc[0])
         broken = rows[rows["nonfinite_cells"] > 0] if "nonfinite_cells" in rows else rows.iloc[:0]
         columns = [
             c for c in board.columns
-            if c not in ("task", "metric") and rows[c].notna().any() and (c != "nonfinite_cells" or len(broken))
+            if c not in ("task", "metric") and not c.endswith(SD_SUFFIX) and rows[c].notna().any()
+            and (c != "nonfinite_cells" or len(broken))
         ]
         lines += [f"## {task}", ""]
         where = "" if metrics is None else f" on domain `{in_domain(metrics, task, domain)}`"
@@ -181,11 +204,12 @@ def leaderboard_markdown(
         if len(broken):
             named = ", ".join(f"`{m}` ({n})" for m, n in zip(broken["model"], broken["nonfinite_cells"], strict=True))
             lines += [f"**NaN/inf scores** (cells): {named}; every mean over them is blank.", ""]
-        lines += _markdown_table(rows.loc[:, columns])
+        lines += _markdown_table(_with_spread(rows, columns))
         if metrics is not None:
             table, cells = _per_corruption(metrics, task, metric, domain)
             if cells:
-                table.columns = [f"{corruption} ({modality})" for corruption, modality in cells]
+                table.columns = [f"{corruption} ({modality}){' ' + SEEN_MARK if corruption in seen_in_training else ''}"
+                                 for corruption, modality in cells]
                 lines += ["", f"### {task}: `{metric}` per corruption (mean over severities)", ""]
                 lines += _markdown_table(table.reset_index())
         lines.append("")
@@ -193,7 +217,8 @@ def leaderboard_markdown(
 
 
 def _task_table(metrics: pd.DataFrame, task: str, metric: str, domain: str) -> pd.DataFrame:
-    """Leaderboard rows of one task, ranked."""
+    """Leaderboard rows of one task, ranked: each score is the mean over training seeds of the
+    per-seed score, with its sample standard deviation across seeds in ``<column>_sd``."""
     rows = _task_rows(metrics, task, metric)
     home = rows[rows["domain"] == domain]
     datasets = sorted(home["dataset"].unique())
@@ -202,10 +227,33 @@ def _task_table(metrics: pd.DataFrame, task: str, metric: str, domain: str) -> p
             f"task {task!r} has several datasets {datasets} in domain {domain!r}; "
             "a single score per model would mix them"
         )
-    corrupted = home[~is_clean(home)]
     models = pd.Index(sorted(rows["model"].unique()), name="model")
-    _warn_uneven_coverage(corrupted, models, task)
-    table = pd.DataFrame(index=models)
+    _warn_uneven_coverage(home[~is_clean(home)], models, task)
+    per_seed = pd.concat(
+        [_seed_scores(of_seed, domain).assign(seed=seed) for seed, of_seed in rows.groupby("seed")]
+    )
+    scores = [c for c in per_seed.columns if c not in ("model", "seed")]
+    grouped = per_seed.groupby("model")
+    complete = grouped[scores].count() == grouped[scores].size().to_numpy()[:, None]
+    table = grouped[scores].mean().where(complete).reindex(models)  # a NaN seed makes the mean NaN
+    spread = grouped[scores].std(ddof=1).reindex(models)
+    table["seeds"] = grouped["seed"].nunique().reindex(models).astype("int64")
+    table["nonfinite_cells"] = nonfinite_count(rows, "model").reindex(models, fill_value=0)
+    for column in scores:
+        table[column + SD_SUFFIX] = spread[column]
+    table = table.reset_index()
+    table.insert(0, "task", task)
+    table.insert(2, "metric", metric)
+    ranks = table["corrupted"].rank(method="min", ascending=False, na_option="bottom")
+    table.insert(0, "rank", ranks.astype("int64"))
+    return table.sort_values(["rank", "model"], kind="stable", ignore_index=True)
+
+
+def _seed_scores(rows: pd.DataFrame, domain: str) -> pd.DataFrame:
+    """Score columns per model from the rows of one training seed."""
+    home = rows[rows["domain"] == domain]
+    corrupted = home[~is_clean(home)]
+    table = pd.DataFrame(index=pd.Index(sorted(rows["model"].unique()), name="model"))
     table["clean"] = strict_mean(home[is_clean(home)], "model")
     table["corrupted"] = strict_mean(corrupted, "model")
     nonzero_clean = table["clean"].where(table["clean"] != 0)
@@ -213,16 +261,10 @@ def _task_table(metrics: pd.DataFrame, task: str, metric: str, domain: str) -> p
     for modality in MODALITIES:
         of_modality = corrupted[corrupted["modality"] == modality]
         table[modality] = strict_mean(of_modality, "model")
-    table["nonfinite_cells"] = nonfinite_count(rows, "model").reindex(models, fill_value=0)
     shifted = rows[is_clean(rows) & (rows["domain"] != domain)]
     for name in sorted(shifted["domain"].unique()):
         table[DOMAIN_PREFIX + name] = strict_mean(shifted[shifted["domain"] == name], "model")
-    table = table.reset_index()
-    table.insert(0, "task", task)
-    table.insert(2, "metric", metric)
-    ranks = table["corrupted"].rank(method="min", ascending=False, na_option="bottom")
-    table.insert(0, "rank", ranks.astype("int64"))
-    return table.sort_values(["rank", "model"], kind="stable", ignore_index=True)
+    return table.reset_index()
 
 
 def _task_rows(metrics: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
@@ -245,6 +287,20 @@ def _warn_uneven_coverage(corrupted: pd.DataFrame, models: pd.Index, task: str) 
             "their corrupted means are not directly comparable",
             stacklevel=4,
         )
+
+
+def _with_spread(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of ``rows``, each score with a ``_sd`` companion shown as "mean ± sd" text."""
+    out = rows.loc[:, columns].copy()
+    for column in columns:
+        sd = rows.get(column + SD_SUFFIX)
+        if sd is None or not sd.notna().any():
+            continue
+        out[column] = [
+            "" if pd.isna(m) else (f"{m:.3f}" if pd.isna(d) else f"{m:.3f} ± {d:.3f}")
+            for m, d in zip(rows[column], sd)
+        ]
+    return out
 
 
 def _cell_labels(cells: Sequence[tuple[str, str]]) -> list[str]:

@@ -6,6 +6,7 @@ directory, so a report can be rebuilt at any time from the files alone.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ import pandas as pd
 from mafs_bench.reporting.leaderboard import build_leaderboard, write_leaderboard
 from mafs_bench.reporting.plots import plot_domain_shift, plot_fusion_weights, plot_robustness_curves
 from mafs_bench.reporting.schema import (
+    SchemaError,
     in_domain,
     is_clean,
     read_metrics,
@@ -26,6 +28,7 @@ from mafs_bench.reporting.schema import (
 
 METRICS_FILE: Final[str] = "metrics.csv"
 WEIGHTS_FILE: Final[str] = "fusion_weights.csv"
+RUN_FILE: Final[str] = "run.json"
 
 DEFAULT_PRIMARY: Final[Mapping[str, str]] = {
     "retrieval": "r_mean",
@@ -70,7 +73,8 @@ def write_report(
     weight_models = [] if weights is None else list(weights["model"])
     palette = sorted(dict.fromkeys([*metrics["model"], *weight_models]))  # one colour per model
 
-    written = write_leaderboard(build_leaderboard(metrics, primary, domain), out, metrics, domain)
+    written = write_leaderboard(build_leaderboard(metrics, primary, domain), out, metrics, domain,
+                                corruptions_seen_in_training(out))
 
     def metric_rows(task: str) -> pd.DataFrame:
         return metrics[(metrics["task"] == task) & (metrics["metric"] == primary[task])]
@@ -99,6 +103,18 @@ def write_report(
         lambda task, path: plot_domain_shift(metrics, task, primary[task], path, domain, palette),
     )
     return written
+
+
+def corruptions_seen_in_training(out: Path) -> list[str]:
+    """``training.corruptions_seen`` of the run's ``run.json`` (empty when absent)."""
+    path = out / RUN_FILE
+    if not path.is_file():
+        return []
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SchemaError(f"{path}: not valid JSON: {err}") from err
+    return list((meta.get("training") or {}).get("corruptions_seen") or [])
 
 
 def _per_task(

@@ -14,6 +14,8 @@ Conventions (shared with the runner):
   a model's non-finite output). Tables and figures treat inf as NaN and propagate it: any mean
   over a group holding one is NaN (:func:`strict_mean`), never the mean of the other cells,
   so a model cannot look better for a cell it broke on.
+* ``seed`` is the training seed of the fusion heads (a suite's ``seeds``); a file written
+  before seeds existed has no such column and reads as seed 0.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pandas as pd
 
 METRICS_COLUMNS: Final[tuple[str, ...]] = (
     "model",
+    "seed",
     "task",
     "dataset",
     "domain",
@@ -40,6 +43,7 @@ METRICS_COLUMNS: Final[tuple[str, ...]] = (
 
 WEIGHTS_COLUMNS: Final[tuple[str, ...]] = (
     "model",
+    "seed",
     "task",
     "domain",
     "corruption",
@@ -48,8 +52,19 @@ WEIGHTS_COLUMNS: Final[tuple[str, ...]] = (
     "sample_id",
     "alpha_v",
     "alpha_t",
+    "h_v",
+    "h_t",
+    "agreement",
+    "a_v",
+    "a_t",
 )
-"""Columns of ``fusion_weights.csv`` (per-sample MA-AFS weights), in file order."""
+"""Columns of ``fusion_weights.csv``: per-sample MA-AFS weights and the raw cues behind them
+(``h_v``, ``h_t``: normalised entropies against the reference banks; ``agreement``: cos(v, t);
+``a_v``, ``a_t``: bank agreement, the largest cosine with the other modality's bank; blank for a
+method that reports weights without cues), in file order."""
+
+WEIGHT_VALUES: Final[tuple[str, ...]] = ("alpha_v", "alpha_t", "h_v", "h_t", "agreement", "a_v", "a_t")
+"""The numeric columns of ``fusion_weights.csv``."""
 
 CLEAN: Final[str] = "none"
 """Value of ``corruption`` and ``modality`` on clean rows."""
@@ -58,7 +73,9 @@ MODALITIES: Final[tuple[str, ...]] = ("image", "text", "pair")
 """Modalities a corruption can target, in display order."""
 
 METRICS_KEY: Final[tuple[str, ...]] = METRICS_COLUMNS[:-1]
-WEIGHTS_KEY: Final[tuple[str, ...]] = WEIGHTS_COLUMNS[:-2]
+WEIGHTS_KEY: Final[tuple[str, ...]] = WEIGHTS_COLUMNS[: -len(WEIGHT_VALUES)]
+#: columns a file may lack (older layouts), with the value they read as
+_OPTIONAL: Final = {"seed": "0", "h_v": "nan", "h_t": "nan", "agreement": "nan", "a_v": "nan", "a_t": "nan"}
 
 _METRICS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "metric")
 _WEIGHTS_STR: Final = ("model", "task", "domain", "corruption", "modality", "sample_id")
@@ -92,8 +109,8 @@ def read_weights(path: str | Path) -> pd.DataFrame:
     """Read and validate a runner ``fusion_weights.csv``.
 
     Returns:
-        A frame with exactly :data:`WEIGHTS_COLUMNS`, ``severity`` int64, ``alpha_v``
-        and ``alpha_t`` float64, every other column ``str`` (sample ids stay strings).
+        A frame with exactly :data:`WEIGHTS_COLUMNS`, ``severity`` and ``seed`` int64, the
+        :data:`WEIGHT_VALUES` float64, every other column ``str`` (sample ids stay strings).
 
     Raises:
         FileNotFoundError: The file does not exist.
@@ -120,7 +137,7 @@ def validate_metrics(frame: pd.DataFrame, source: str = "metrics frame") -> pd.D
 
 def validate_weights(frame: pd.DataFrame, source: str = "weights frame") -> pd.DataFrame:
     """Check a fusion-weights frame against the contract and return a normalised copy."""
-    out = _normalise(frame, WEIGHTS_COLUMNS, _WEIGHTS_STR, ("alpha_v", "alpha_t"), source)
+    out = _normalise(frame, WEIGHTS_COLUMNS, _WEIGHTS_STR, WEIGHT_VALUES, source)
     _check_modalities(out, source)
     _check_unique(out, WEIGHTS_KEY, source)
     return out
@@ -233,6 +250,10 @@ def _normalise(
     source: str,
 ) -> pd.DataFrame:
     """Check the column set and cast every column to its contract dtype."""
+    frame = frame.copy()
+    for column, default in _OPTIONAL.items():
+        if column in columns and column not in frame.columns:
+            frame[column] = default
     _check_columns(frame.columns, columns, source)
     out = frame.loc[:, list(columns)].reset_index(drop=True)
     for column in str_columns:
@@ -241,6 +262,7 @@ def _normalise(
         empty = missing | out[column].str.strip().isin(("", "nan"))
         _fail_rows(empty, f"empty values in column {column!r}", source)
     out["severity"] = _to_int(out["severity"], "severity", source)
+    out["seed"] = _to_int(out["seed"], "seed", source)
     for column in float_columns:
         out[column] = _to_float(out[column], column, source)
     return out

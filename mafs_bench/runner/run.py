@@ -8,9 +8,13 @@ features and vice versa, so nothing is encoded twice within a run.
 Results (see :mod:`mafs_bench.reporting.schema`) are rewritten after every cell, so a run that
 stops part way keeps everything computed so far:
 
-* ``metrics.csv``: ``model,task,dataset,domain,corruption,modality,severity,metric,value``;
-* ``fusion_weights.csv``: per-sample ``alpha_v, alpha_t`` of methods that have them;
-* ``run.json``: the resolved suite, seed, versions, git commit, device, timings.
+* ``metrics.csv``: ``model,seed,task,dataset,domain,corruption,modality,severity,metric,value``
+  (``seed``: the fusion heads' training seed);
+* ``fusion_weights.csv``: per-sample ``alpha_v, alpha_t`` and the cues behind them, for methods
+  that have them;
+* ``fusion_cues.csv``: their per-cell means (one row per model, seed, task and cell);
+* ``run.json``: the resolved suite, seeds, versions, git commit, device, timings, and the
+  training recipe (``training``: steps, seeds, ``augmentations``, ``corruptions_seen``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ..data import DataMissingError, ImageTextData, create_dataset
 from ..models.backends import ModelBundle, WeightsMissingError, create_backend
 from ..models.backends.base import ProgressFactory
 from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
+from ..reporting.schema import WEIGHT_VALUES
 from ..tasks import EncodedCell, TaskResult, create_task
 from .suite import Suite
 
@@ -160,19 +165,22 @@ class ResultsWriter:
     def __init__(self, out_dir: Path) -> None:
         self.metrics_path = out_dir / "metrics.csv"
         self.weights_path = out_dir / "fusion_weights.csv"
+        self.cues_path = out_dir / "fusion_cues.csv"
         self._metrics: list[pd.DataFrame] = []
         self._weights: list[pd.DataFrame] = []
         pd.DataFrame(columns=list(METRICS_COLUMNS)).to_csv(self.metrics_path, index=False)
         pd.DataFrame(columns=list(WEIGHTS_COLUMNS)).to_csv(self.weights_path, index=False)
+        pd.DataFrame(columns=list(CUES_COLUMNS)).to_csv(self.cues_path, index=False)
 
     def add(self, metric_rows: list[dict[str, Any]], weight_frames: list[pd.DataFrame]) -> None:
-        """Append one cell's metric rows and per-sample weight frames."""
+        """Append one cell's metric rows and per-sample weight frames (and their means)."""
         metrics = pd.DataFrame(metric_rows, columns=list(METRICS_COLUMNS))
         metrics.to_csv(self.metrics_path, mode="a", header=False, index=False, float_format="%.6g")
         self._metrics.append(metrics)
         for frame in weight_frames:
             frame.to_csv(self.weights_path, mode="a", header=False, index=False, float_format="%.4g")
             self._weights.append(frame)
+            cell_means(frame).to_csv(self.cues_path, mode="a", header=False, index=False, float_format="%.5g")
 
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Everything written so far, as two frames."""
@@ -182,11 +190,13 @@ class ResultsWriter:
 
 
 def weights_frame(common: dict[str, Any], weights: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per-sample fusion weights of one (model, task, cell) as rows of ``fusion_weights.csv``."""
-    frame = pd.DataFrame({"sample_id": np.asarray(weights["sample_id"], dtype=np.int64),
-                          "alpha_v": np.asarray(weights["alpha_v"], dtype=np.float64),
-                          "alpha_t": np.asarray(weights["alpha_t"], dtype=np.float64)})
-    for col in ("model", "task", "domain", "corruption", "modality", "severity"):
+    """Per-sample fusion weights (and cues) of one (model, seed, task, cell) as rows of
+    ``fusion_weights.csv``; a cue the method does not report is NaN."""
+    n = len(weights["sample_id"])
+    frame = pd.DataFrame({"sample_id": np.asarray(weights["sample_id"], dtype=np.int64)})
+    for col in WEIGHT_VALUES:
+        frame[col] = np.asarray(weights[col], dtype=np.float64) if col in weights else np.full(n, np.nan)
+    for col in ("model", "seed", "task", "domain", "corruption", "modality", "severity"):
         frame[col] = common[col]
     return frame[list(WEIGHTS_COLUMNS)]
 
@@ -203,6 +213,18 @@ def warn_nonfinite(log: Callable[[str], None], result: TaskResult, model: str, t
         where = "clean" if cell.corruption == CLEAN else f"{cell.corruption}@{cell.severity}"
         log(f"[warning] model {model}, task {task}, cell {where} (domain {cell.domain}): "
             f"{int(count)} scores are NaN/inf; they count as misses")
+
+
+#: columns of ``fusion_cues.csv``: per-cell means of the per-sample weights and cues
+CUES_COLUMNS: tuple[str, ...] = (*WEIGHTS_COLUMNS[: WEIGHTS_COLUMNS.index("sample_id")], "samples", *WEIGHT_VALUES)
+
+
+def cell_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """One ``fusion_cues.csv`` row: the means of a :func:`weights_frame` (a single cell)."""
+    row = {c: frame[c].iloc[0] for c in CUES_COLUMNS if c in frame.columns and c not in WEIGHT_VALUES}
+    row["samples"] = len(frame)
+    row.update({c: float(frame[c].mean()) for c in WEIGHT_VALUES})
+    return pd.DataFrame([row], columns=list(CUES_COLUMNS))
 
 
 def preflight(suite: Suite) -> tuple[Any, Any]:
@@ -243,13 +265,15 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     log(f"[models] backend {suite.backend.name} on {device}: {', '.join(suite.models)}")
     timings: dict[str, float] = {}
     tick = time.time()
-    bundle: ModelBundle = backend.build(dataset, suite.models, device, progress)
+    seeds = suite.training_seeds
+    bundle: ModelBundle = backend.build(dataset, suite.models, device, progress, seeds)
     timings["models"] = round(time.time() - tick, 1)
     log(f"[models] ready in {timings['models']:.0f} s; evaluating {len(plan_cells(suite, in_domain))} cells")
     tick = time.time()
     cells = plan_cells(suite, in_domain)
-    meta = {"suite": suite.model_dump(), "suite_file": suite_source, "seed": suite.seed, "device": str(device),
-            "versions": versions(), "git_commit": git_commit(), "models": bundle.info,
+    meta = {"suite": suite.model_dump(), "suite_file": suite_source, "seed": suite.seed, "seeds": seeds,
+            "device": str(device), "versions": versions(), "git_commit": git_commit(), "models": bundle.info,
+            "training": bundle.training,
             "dataset": {"name": suite.dataset.name, **dataset.describe()},
             "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
             "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -281,14 +305,16 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
         metric_rows: list[dict[str, Any]] = []
         weight_rows: list[dict[str, Any]] = []
         for task_name, task in tasks.items():
-            for model_name, method in bundle.methods.items():
-                result = task.evaluate(encoded, method)
-                warn_nonfinite(log, result, model_name, task_name, cell)
-                common = {"model": model_name, "task": task_name, "dataset": data.name, "domain": cell.domain,
-                          "corruption": cell.corruption, "modality": cell.modality, "severity": cell.severity}
-                metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
-                if result.weights is not None:
-                    weight_rows.append(weights_frame(common, result.weights))
+            for seed, methods in bundle.methods.items():
+                for model_name, method in methods.items():
+                    result = task.evaluate(encoded, method)
+                    warn_nonfinite(log, result, f"{model_name} (seed {seed})", task_name, cell)
+                    common = {"model": model_name, "seed": seed, "task": task_name, "dataset": data.name,
+                              "domain": cell.domain, "corruption": cell.corruption, "modality": cell.modality,
+                              "severity": cell.severity}
+                    metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
+                    if result.weights is not None:
+                        weight_rows.append(weights_frame(common, result.weights))
         writer.add(metric_rows, weight_rows)
         update(done + 1, len(cells), float("nan"))
 

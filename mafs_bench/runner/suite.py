@@ -1,7 +1,8 @@
 """Suite files: what to evaluate, as YAML, validated strictly before any work starts.
 
 A suite names a dataset, a model backend, the fusion methods (models), the tasks, the
-corruptions and severities and the seed. ``include: other.yaml`` (a path relative to the file,
+corruptions and severities, the seed of data and corruption draws (``seed``) and the training
+seeds of the fusion heads (``seeds``). ``include: other.yaml`` (a path relative to the file,
 or a list of them) brings in shared settings; keys of the including file win, nested mappings
 merge. Errors name the file, the field and the offending value.
 
@@ -9,6 +10,7 @@ Example::
 
     name: quickstart
     seed: 0
+    seeds: [0, 1, 2]
     dataset: {name: embedded_world, domain: plain, shifted_domains: [textured], options: {size: 1000}}
     backend: {name: embedded}
     models: [clip, fixed_sum, mafs, albef, blip]
@@ -102,7 +104,11 @@ class Suite(_Strict):
     name: str
     version: int = SUITE_VERSION
     description: str = ""
+    #: seed of the data and of every corruption draw
     seed: int = Field(0, ge=0)
+    #: training seeds of the fusion heads; each is trained and evaluated once per seed
+    #: (default: ``[seed]``); metrics.csv has a ``seed`` column, the leaderboard mean and spread
+    seeds: list[int] | None = None
     dataset: DatasetSpec
     backend: BackendSpec = Field(default_factory=BackendSpec)
     models: list[str] = Field(min_length=1)
@@ -122,6 +128,25 @@ class Suite(_Strict):
         if len(set(v)) != len(v):
             raise ValueError(f"models listed twice: {sorted({m for m in v if v.count(m) > 1})}")
         return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("seeds must list at least one training seed")
+        bad = [x for x in v if x < 0]
+        if bad:
+            raise ValueError(f"seeds must be non-negative integers, got {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds listed twice: {sorted({x for x in v if v.count(x) > 1})}")
+        return v
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """``seeds``, or ``[seed]`` when the suite gives none."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
 
     @field_validator("corruptions")
     @classmethod
@@ -144,6 +169,19 @@ class Suite(_Strict):
     def _device(cls, v: str) -> str:
         if v not in ("auto", "cpu") and not v.startswith("cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {v!r}")
+        return v
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_options(cls, v: list[TaskSpec]) -> list[TaskSpec]:
+        """Each task's options, checked by building the task (so a bad ``k`` stops before any work)."""
+        from ..tasks import create_task
+
+        for i, spec in enumerate(v):
+            try:
+                create_task(spec.name, **spec.options)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"tasks[{i}] ({spec.name}): {err}") from None
         return v
 
     @field_validator("version")

@@ -30,13 +30,13 @@ model produced them (the runner warns when it is non-zero).
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import numpy as np
 import torch
 
 from ..models.fusion import FusionMethod, PairOutput, PairSignals, gather
+from ..models.fusion.base import CUE_NAMES
 from .base import TASKS, EncodedCell, Task, TaskResult
 
 FILL_SCORE = -100.0
@@ -155,28 +155,6 @@ def _check_scores(scores: np.ndarray, caption_image: np.ndarray) -> tuple[int, i
     return n, m
 
 
-def normalised_entropy(logits: torch.Tensor, dim: int) -> torch.Tensor:
-    """Entropy of ``softmax(logits)`` along ``dim`` divided by log(size), in [0, 1].
-
-    A -inf logit is probability 0 (a masked entry, adding 0); a NaN or +inf logit makes its
-    row's entropy NaN, which flows on into the scores of a method using the cue (and is
-    counted there as non-finite, see the module docstring).
-    """
-    size = logits.shape[dim]
-    if size < 2:
-        return torch.zeros(logits.shape[1 - dim] if logits.ndim == 2 else 1)
-    logp = torch.log_softmax(logits, dim=dim)
-    plogp = torch.where(logp.isneginf(), 0.0, logp.exp() * logp)  # 0 * log 0 = 0, not NaN
-    return -plogp.sum(dim) / math.log(size)
-
-
-def retrieval_signals(sim: torch.Tensor, logit_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """MA-AFS cues from the ITC matrix (N_images x M): H_v per image (against the caption
-    gallery) and H_t per caption (against the image gallery), temperature = the encoder's."""
-    logits = sim * logit_scale
-    return normalised_entropy(logits, dim=1), normalised_entropy(logits, dim=0)
-
-
 def image_groups(img_idx: torch.Tensor, max_pairs: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Split pairs into chunks of image groups for :meth:`FusionMethod.pair_forward`.
 
@@ -207,8 +185,7 @@ def image_groups(img_idx: torch.Tensor, max_pairs: int) -> list[tuple[torch.Tens
 
 @torch.no_grad()
 def pair_outputs(method: FusionMethod, img_prep: dict, txt_prep: dict, img_idx: torch.Tensor,
-                 txt_idx: torch.Tensor, sim: torch.Tensor, h_v: torch.Tensor, h_t: torch.Tensor,
-                 chunk: int = 4096) -> PairOutput:
+                 txt_idx: torch.Tensor, sim: torch.Tensor, chunk: int = 4096) -> PairOutput:
     """The method's :class:`PairOutput` for the pairs ``(img_idx[b], txt_idx[b])``, flattened to (B, ...).
 
     Pairs are grouped by image so that every image's prepared tokens are used once per chunk
@@ -216,25 +193,29 @@ def pair_outputs(method: FusionMethod, img_prep: dict, txt_prep: dict, img_idx: 
     """
     logits = torch.empty((len(img_idx), 2), device=sim.device)
     alphas: torch.Tensor | None = None
+    cues: torch.Tensor | None = None
     for images, pos in image_groups(img_idx.cpu(), chunk):
         images, pos = images.to(sim.device), pos.to(sim.device)
         valid = pos >= 0
         tt = txt_idx[pos.clamp_min(0)]  # (G, C)
         ii = images[:, None].expand_as(tt)
-        out = method.pair_forward(gather(img_prep, images), gather(txt_prep, tt), PairSignals(h_v[ii], h_t[tt], sim[ii, tt]))
+        out = method.pair_forward(gather(img_prep, images), gather(txt_prep, tt), PairSignals(sim[ii, tt]))
         logits[pos[valid]] = out.itm_logits[valid].float()
         if out.alpha is not None:
             if alphas is None:
                 alphas = torch.empty((len(img_idx), 2), device=sim.device)
             alphas[pos[valid]] = out.alpha[valid].float()
-    return PairOutput(logits, alphas)
+        if out.cues is not None:
+            if cues is None:
+                cues = torch.empty((len(img_idx), out.cues.shape[-1]), device=sim.device)
+            cues[pos[valid]] = out.cues[valid].float()
+    return PairOutput(logits, alphas, cues)
 
 
 def score_pairs(method: FusionMethod, img_prep: dict, txt_prep: dict, img_idx: torch.Tensor,
-                txt_idx: torch.Tensor, sim: torch.Tensor, h_v: torch.Tensor, h_t: torch.Tensor,
-                chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor | None]:
+                txt_idx: torch.Tensor, sim: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Method scores (and fusion weights) of the pairs ``(img_idx[b], txt_idx[b])``."""
-    out = pair_outputs(method, img_prep, txt_prep, img_idx, txt_idx, sim, h_v, h_t, chunk)
+    out = pair_outputs(method, img_prep, txt_prep, img_idx, txt_idx, sim, chunk)
     return method.score(out, sim[img_idx, txt_idx]).float(), out.alpha
 
 
@@ -245,7 +226,13 @@ class Retrieval(Task):
     Args:
         k: candidates re-ranked by the fusion network per query (ALBEF uses 256 on COCO 5k,
             128 on Flickr30k 1k; the embedded world's 1000-image gallery needs far fewer).
+        ks: the K of the reported R@K. Every K must be below ``k``: re-ranking only reorders
+            the ITC top k, so R@K for K >= k is the same for every re-ranking method and says
+            nothing about fusion (REFERENCES.md s2).
         chunk: pairs scored per forward pass.
+
+    Raises:
+        ValueError: ``k < 1``, an empty ``ks``, a K < 1, or a K >= k.
     """
 
     name: ClassVar[str] = "retrieval"
@@ -253,10 +240,18 @@ class Retrieval(Task):
     metric_names: ClassVar[tuple[str, ...]] = (
         *(f"i2t_r{k}" for k in RECALL_KS), *(f"t2i_r{k}" for k in RECALL_KS), "r_mean", "nonfinite_scores")
 
-    def __init__(self, k: int = 16, chunk: int = 4096) -> None:
+    def __init__(self, k: int = 16, ks: tuple[int, ...] | list[int] = RECALL_KS, chunk: int = 4096) -> None:
         if k < 1:
             raise ValueError(f"retrieval k must be >= 1, got {k}")
+        ks = tuple(sorted(set(int(x) for x in ks)))
+        if not ks or ks[0] < 1:
+            raise ValueError(f"retrieval ks must be a non-empty list of K >= 1, got {list(ks)}")
+        if ks[-1] >= k:
+            raise ValueError(f"retrieval: R@{ks[-1]} needs k > {ks[-1]} (re-ranking reorders only the ITC top k={k}, "
+                             f"so R@K for K >= k is identical for every re-ranking method); raise k or drop K >= {k} from ks")
         self.k = k
+        self.ks = ks
+        self.metric_names = (*(f"i2t_r{x}" for x in ks), *(f"t2i_r{x}" for x in ks), "r_mean", "nonfinite_scores")
         self.chunk = chunk
 
     @torch.no_grad()
@@ -265,7 +260,7 @@ class Retrieval(Task):
         caption_image = np.asarray(cell.caption_image)
         if not method.has_fusion:
             s = sim.float().cpu().numpy()
-            return TaskResult(recall_at_k(s, s, caption_image))
+            return TaskResult(recall_at_k(s, s, caption_image, self.ks))
         n, m = sim.shape
         k_t, k_i = min(self.k, m), min(self.k, n)
         top_t = sim.topk(k_t, dim=1).indices  # (N, k) captions per image
@@ -281,9 +276,8 @@ class Retrieval(Task):
         memo_key = ("retrieval", method.weights_id, k_t, k_i)
         out = cell.memo.get(memo_key) if method.weights_id else None
         if out is None:
-            h_v, h_t = retrieval_signals(sim, cell.logit_scale)
             img_prep, txt_prep = cell.prepared(method, "images"), cell.prepared(method, "texts")
-            out = pair_outputs(method, img_prep, txt_prep, all_img, all_txt, sim, h_v, h_t, self.chunk)
+            out = pair_outputs(method, img_prep, txt_prep, all_img, all_txt, sim, self.chunk)
             if method.weights_id:
                 cell.memo[memo_key] = out
         scores, alpha = method.score(out, sim[all_img, all_txt]).float(), out.alpha
@@ -292,9 +286,12 @@ class Retrieval(Task):
         i2t[img_a.cpu(), txt_a.cpu()] = scores[:na].cpu()
         t2i = torch.full((n, m), FILL_SCORE)
         t2i[img_b.cpu(), txt_b.cpu()] = scores[na : na + nb].cpu()
-        metrics = recall_at_k(i2t.numpy(), t2i.numpy(), caption_image)
+        metrics = recall_at_k(i2t.numpy(), t2i.numpy(), caption_image, self.ks)
         weights = None
-        if alpha is not None:
+        if alpha is not None:  # the ground-truth pair of every caption
             gt_alpha = alpha[na + nb :].cpu().numpy()
             weights = {"sample_id": np.arange(m), "alpha_v": gt_alpha[:, 0], "alpha_t": gt_alpha[:, 1]}
+            if out.cues is not None:
+                gt_cues = out.cues[na + nb :].cpu().numpy()
+                weights.update({name: gt_cues[:, i] for i, name in enumerate(CUE_NAMES)})
         return TaskResult(metrics, weights)

@@ -40,11 +40,23 @@ class Encoder(Protocol):
 
 @dataclass
 class ModelBundle:
-    """One encoder and the fusion methods that run on its features."""
+    """One encoder and the fusion methods that run on its features, per training seed.
+
+    ``methods[seed][name]``: the method ``name`` trained with ``seed`` (methods without
+    trainable weights appear under every seed as the same object). ``info`` goes to
+    ``run.json["models"]``; ``training`` to ``run.json["training"]`` (the recipe: steps, seeds,
+    ``augmentations``, and ``corruptions_seen``: registered corruptions the heads trained on).
+    """
 
     encoder: Any
-    methods: dict[str, FusionMethod]
+    methods: dict[int, dict[str, FusionMethod]]
     info: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> list[int]:
+        """The training seeds, in order."""
+        return list(self.methods)
 
 
 class Backend:
@@ -54,8 +66,9 @@ class Backend:
         """Problems that would stop a run (missing weights, unsupported methods); empty if none."""
         return []
 
-    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory) -> ModelBundle:
-        """Load (or train) the encoder and every method in ``models``."""
+    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory,
+              seeds: list[int]) -> ModelBundle:
+        """Load (or train) the encoder and every method in ``models``, once per training seed."""
         raise NotImplementedError
 
 

@@ -19,8 +19,8 @@ from .. import cache
 from ..encoder import DualEncoder, load_encoder_config
 from ..fusion import FUSIONS, FusionMethod, create_fusion
 from ..tokenizer import WordTokenizer
-from ..training import (EncoderTrainConfig, FusionTrainConfig, build_fusion_data, train_encoder,
-                        train_fusion)
+from ..fusion_training import FusionTrainConfig, build_fusion_data, train_fusion
+from ..training import EncoderTrainConfig, train_encoder
 from .base import BACKENDS, Backend, ModelBundle, ProgressFactory
 
 
@@ -34,29 +34,50 @@ class EmbeddedBackend(Backend):
         encoder_train: overrides of :class:`EncoderTrainConfig`.
         fusion_train: overrides of :class:`FusionTrainConfig`.
         fusion_pool: training images whose features train the fusion heads.
+        reference_size: held-out training images (after the pool) whose clean features form the
+            reference banks of :meth:`FusionMethod.fit_reference` (MA-AFS's cue banks).
         methods: per-method options, e.g. ``{mafs: {kl_weight: 0.01, temperature: 1.0}}``.
-        seed: training seed.
+        seed: the encoder's training seed (the suite's ``seed``); the fusion heads are trained
+            once per seed of the suite's ``seeds`` (:meth:`build`).
     """
 
     def __init__(self, encoder: str = "mafs-tiny-vit", context_length: int = 40,
                  encoder_train: dict[str, Any] | None = None, fusion_train: dict[str, Any] | None = None,
-                 fusion_pool: int = 4000, methods: dict[str, dict[str, Any]] | None = None, seed: int = 0) -> None:
+                 fusion_pool: int = 4000, reference_size: int = 1000, methods: dict[str, dict[str, Any]] | None = None,
+                 seed: int = 0) -> None:
         self.encoder_name = encoder
         self.encoder_config = load_encoder_config(encoder)
         self.context_length = context_length
         self.encoder_train = replace(EncoderTrainConfig(seed=seed), **(encoder_train or {}))
         ft = dict(fusion_train or {})
-        for key in ("augment_image", "augment_text"):
+        if "seed" in ft:
+            raise ValueError("backend.options.fusion_train.seed: training seeds are the suite field `seeds`")
+        for key in ("augmentations", "corruptions"):
             if key in ft:
                 ft[key] = tuple(ft[key])
-        self.fusion_train = replace(FusionTrainConfig(seed=seed), **ft)
+        self.fusion_train = FusionTrainConfig(**ft)
         self.fusion_pool = fusion_pool
+        if reference_size < 2:
+            raise ValueError(f"backend.options.reference_size must be >= 2, got {reference_size}")
+        self.reference_size = reference_size
         self.method_options = methods or {}
 
     def preflight(self, models: list[str]) -> list[str]:
         return [FUSIONS.unknown_message(m) for m in models if m not in FUSIONS]
 
-    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory) -> ModelBundle:
+    def split_pool(self, n_train: int) -> tuple[slice, slice]:
+        """Training-split rows of the fusion pool and of the reference banks (disjoint).
+
+        The reference items follow the pool; on a small training split the banks take at
+        most a fifth of it."""
+        n_ref = min(self.reference_size, max(2, n_train // 5))
+        n_pool = min(self.fusion_pool, n_train - n_ref)
+        if n_pool < 2:
+            raise ValueError(f"the training split has {n_train} images: too few for a fusion pool and reference banks")
+        return slice(0, n_pool), slice(n_pool, n_pool + n_ref)
+
+    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory,
+              seeds: list[int]) -> ModelBundle:
         vocab = dataset.vocabulary()
         if vocab is None:
             raise ValueError(f"backend 'embedded' trains on the dataset's training split, but dataset "
@@ -75,7 +96,7 @@ class EmbeddedBackend(Backend):
 
         enc_key = {"encoder": self.encoder_config, "name": self.encoder_name, "vocab": vocab,
                    "context_length": self.context_length, "train": self.encoder_train.as_dict(), "data": recipe}
-        info: dict[str, Any] = {"encoder_key": cache.config_key(enc_key)}
+        info: dict[str, Any] = {"encoder_key": cache.config_key(enc_key, "encoder")}
         cached = cache.load_weights("encoder", enc_key)
         if cached is None:
             torch.manual_seed(self.encoder_train.seed)  # open_clip initialises from torch's default generator
@@ -95,34 +116,44 @@ class EmbeddedBackend(Backend):
 
         image_width = int(self.encoder_config["vision_cfg"]["width"])
         text_width = int(self.encoder_config["text_cfg"]["width"])
-        methods: dict[str, FusionMethod] = {}
+        by_seed: dict[int, dict[str, FusionMethod]] = {}
         trained: dict[str, dict[str, Any]] = {}
         pool_data = None
-        for name in models:
-            options = dict(self.method_options.get(name, {}))
-            method = create_fusion(name, image_width, text_width, **options)
-            if method.has_fusion:
-                key = {"network": method.network, "options": method.options, "encoder": info["encoder_key"],
-                       "train": self.fusion_train.as_dict(), "pool": self.fusion_pool}
-                key_hash = cache.config_key(key)
-                state = trained.get(key_hash) or cache.load_weights("fusion", key)
-                if state is None:
-                    if pool_data is None:
-                        images, captions, _ = train_split()
-                        n = min(self.fusion_pool, len(images))
-                        encoder.to("cpu")
-                        pool_data = build_fusion_data(encoder, images[:n], captions[:n], self.fusion_train)
-                        encoder.to(device)
-                    torch.manual_seed(self.fusion_train.seed)
-                    method = create_fusion(name, image_width, text_width, **options)
-                    losses = train_fusion(method, pool_data, self.fusion_train,
-                                          progress(f"train {method.network} ({name})", self.fusion_train.steps))
-                    cache.save_weights("fusion", key, method.state_dict(), {"final_loss": losses[-1], "method": name})
-                    state = {"state_dict": method.state_dict()}
-                else:
-                    method.load_state_dict(state["state_dict"])
-                trained[key_hash] = state
-                method.weights_id = key_hash
-                info[f"{name}_params"] = sum(p.numel() for p in method.parameters())
-            methods[name] = method.eval().to(device)
-        return ModelBundle(encoder, methods, info)
+        for seed in seeds:
+            train_cfg = replace(self.fusion_train, seed=seed)
+            methods: dict[str, FusionMethod] = {}
+            for name in models:
+                options = dict(self.method_options.get(name, {}))
+                method = create_fusion(name, image_width, text_width, **options)
+                if method.has_fusion:
+                    key = {"network": method.network, "options": method.options, "encoder": info["encoder_key"],
+                           "train": train_cfg.as_dict(), "pool": self.fusion_pool, "reference": self.reference_size}
+                    key_hash = cache.config_key(key, "fusion")
+                    state = trained.get(key_hash) or cache.load_weights("fusion", key)
+                    if state is None:
+                        if pool_data is None:
+                            images, captions, _ = train_split()
+                            pool, ref = self.split_pool(len(images))
+                            encoder.to("cpu")
+                            pool_data = build_fusion_data(encoder, images[pool], captions[pool], images[ref],
+                                                          [c[0] for c in captions[ref]], self.fusion_train)
+                            encoder.to(device)
+                        torch.manual_seed(seed)  # nn.Module initialisers draw from torch's default generator
+                        method = create_fusion(name, image_width, text_width, **options)
+                        losses = train_fusion(method, pool_data, train_cfg,
+                                              progress(f"train {method.network} ({name}) seed {seed}", train_cfg.steps))
+                        cache.save_weights("fusion", key, method.state_dict(), {"final_loss": losses[-1], "method": name})
+                        state = {"state_dict": method.state_dict()}
+                    else:
+                        method.load_state_dict(state["state_dict"])
+                    trained[key_hash] = state
+                    method.weights_id = key_hash
+                    info[f"{name}_params"] = sum(p.numel() for p in method.parameters())
+                methods[name] = method.eval().to(device)
+            by_seed[seed] = methods
+        recipe_out = {k: v for k, v in self.fusion_train.as_dict().items() if k != "seed"}
+        training = {"encoder": self.encoder_train.as_dict(), "fusion": recipe_out, "seeds": list(seeds),
+                    "fusion_pool": self.fusion_pool, "reference_size": self.reference_size,
+                    "augmentations": list(self.fusion_train.augmentations),
+                    "corruptions_seen": list(self.fusion_train.corruptions)}
+        return ModelBundle(encoder, by_seed, info, training)

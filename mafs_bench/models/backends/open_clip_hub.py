@@ -114,7 +114,8 @@ class OpenClipBackend(Backend):
                 return found
         return None
 
-    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory) -> ModelBundle:
+    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory,
+              seeds: list[int]) -> ModelBundle:
         problems = self.preflight(models)
         if problems:
             raise WeightsMissingError("; ".join(problems))
@@ -122,4 +123,6 @@ class OpenClipBackend(Backend):
         model, _, preprocess = open_clip.create_model_and_transforms(self.model_name, pretrained=weights)
         encoder = OpenClipEncoder(model, preprocess, open_clip.get_tokenizer(self.model_name), device)
         methods = {m: create_fusion(m, 0, 0) for m in models}
-        return ModelBundle(encoder, methods, {"model": self.model_name, "weights": weights})
+        return ModelBundle(encoder, {s: methods for s in seeds}, {"model": self.model_name, "weights": weights},
+                           {"seeds": list(seeds), "augmentations": [], "corruptions_seen": [],
+                            "note": "pretrained weights; nothing trained"})

@@ -5,9 +5,10 @@ import line here.
 """
 
 from . import albef, blip, clip, fixed_sum, mafs  # noqa: F401  (registration)
-from .base import FUSIONS, FusionMethod, PairOutput, PairSignals, gather
+from .base import CUE_NAMES, FUSIONS, FusionMethod, PairOutput, PairSignals, ReferencePool, gather
 
-__all__ = ["FUSIONS", "FusionMethod", "PairOutput", "PairSignals", "gather", "create_fusion"]
+__all__ = ["CUE_NAMES", "FUSIONS", "FusionMethod", "PairOutput", "PairSignals", "ReferencePool", "gather",
+           "create_fusion"]
 
 
 def create_fusion(name: str, image_width: int, text_width: int, **options: object) -> FusionMethod:

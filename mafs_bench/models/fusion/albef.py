@@ -7,6 +7,10 @@ therefore computed once per caption), then one fusion layer whose [CLS] query (o
 end token, where it pools) cross-attends to all image tokens, then an FFN and the ITM head.
 With a single fusion layer only the [CLS] output reaches the head, so only its query is computed.
 Retrieval score: the ITM match logit alone.
+
+One fusion layer by default (``layers: 1``): with the trainable text layer that gives the same
+parameter budget as the two fusion layers of MA-AFS / fixed-sum (within 1%; ``run.json`` lists
+every method's count), so no method wins by size.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ class ClsCrossAttentionFusion(FusionMethod):
 
     network = "cls_cross_attention"
 
-    def __init__(self, image_width: int, text_width: int, width: int = 128, heads: int = 8, layers: int = 2,
+    def __init__(self, image_width: int, text_width: int, width: int = 128, heads: int = 8, layers: int = 1,
                  ffn_ratio: int = 2, **options: Any) -> None:
         super().__init__(image_width, text_width, width=width, heads=heads, layers=layers, ffn_ratio=ffn_ratio, **options)
         text_heads = 4 if text_width % 4 == 0 else 1

@@ -8,13 +8,18 @@ captioning) never branch on a method's name; they call the four hooks below:
   part;
 * :meth:`pair_forward`: ITM logits for a *grouped* batch, ``G`` images each with ``C`` captions
   (image tensors lead with ``G``, caption tensors with ``(G, C)``), plus per-pair fusion weights
-  ``alpha = (alpha_v, alpha_t)`` when the method has them (the diagnostic reports show them).
+  ``alpha = (alpha_v, alpha_t)`` and the cues they came from when the method has them (the
+  diagnostic reports show them).
   Grouping lets a method attend from many captions to one image's tokens without copying
   those tokens per pair; a plain list of pairs is the case ``C = 1``;
 * :meth:`score`: how the method turns (ITM logit, ITC similarity) into its ranking score.
 
 Methods without a fusion network (``clip``) set ``has_fusion = False``; retrieval then ranks
 by ITC alone and never calls the pair hooks.
+
+Before training, :meth:`FusionMethod.fit_reference` hands a method the clean features of its
+training pool (:class:`ReferencePool`); MA-AFS keeps fixed reference banks and cue statistics
+from it as buffers, so that its cues are computed the same way in training and at test.
 """
 
 from __future__ import annotations
@@ -33,15 +38,42 @@ Prepared = dict[str, torch.Tensor]
 
 @dataclass
 class PairSignals:
-    """Per-pair reliability cues (REFERENCES.md s1): normalised entropies and agreement."""
+    """What the task knows about each pair besides the features: the ITC similarity; in
+    training also how strongly each side was degraded (never known at test)."""
 
-    h_v: torch.Tensor  # (G, C) visual entropy of the pair's image against the text bank, in [0, 1]
-    h_t: torch.Tensor  # (G, C) textual entropy of the pair's caption against the image bank, in [0, 1]
-    agreement: torch.Tensor  # (G, C) cos(v, t)
+    itc: torch.Tensor  # (G, C) cos(v, t) of the L2-normalised embeddings, float32
+    #: (G, C, 2) training-time degradation strength of (image, caption) in [0, 1]; None at test
+    strength: torch.Tensor | None = None
+    #: (G, C) bool, training only: whether the pair is a true (image, caption) match
+    matched: torch.Tensor | None = None
 
-    def stacked(self) -> torch.Tensor:
-        """(G, C, 3) tensor ``[H_v, H_t, a]``."""
-        return torch.stack([self.h_v, self.h_t, self.agreement], dim=-1)
+
+@dataclass
+class ReferencePool:
+    """Clean training-split features given to :meth:`FusionMethod.fit_reference` before training.
+
+    Attributes:
+        bank_images: (K, D) L2-normalised embeddings of training images that the head never
+            trains on (a held-out slice of the training split), float32: MA-AFS's image bank.
+        bank_texts: (K, D) one caption of each of those images: MA-AFS's text bank.
+        images: (N, D) embeddings of the head's training images (for cue statistics).
+        texts: (M, D) embeddings of their captions.
+        caption_image: (M,) int64, the image each caption describes.
+        logit_scale: the dual encoder's 1 / tau.
+    """
+
+    bank_images: torch.Tensor
+    bank_texts: torch.Tensor
+    images: torch.Tensor
+    texts: torch.Tensor
+    caption_image: torch.Tensor
+    logit_scale: float
+
+
+#: names of the per-pair cues a method may report, in column order: normalised entropies of the
+#: image and the caption against the reference banks, the pair's agreement cos(v, t), and each
+#: side's bank agreement (its largest cosine with the other modality's bank)
+CUE_NAMES: tuple[str, ...] = ("h_v", "h_t", "agreement", "a_v", "a_t")
 
 
 @dataclass
@@ -50,6 +82,9 @@ class PairOutput:
 
     itm_logits: torch.Tensor  # (G, C, 2): [no-match, match]
     alpha: torch.Tensor | None = None  # (G, C, 2): (alpha_v, alpha_t), summing to 1
+    cues: torch.Tensor | None = None  # (G, C, len(CUE_NAMES)): raw cues behind alpha
+    #: training-only tensors a regulariser needs (e.g. MA-AFS's consistency term)
+    aux: dict[str, torch.Tensor] | None = None
 
     @property
     def match_logit(self) -> torch.Tensor:
@@ -98,6 +133,21 @@ class FusionMethod(nn.Module):
     def regulariser(self, out: PairOutput) -> torch.Tensor:
         """Extra training loss term (MA-AFS: KL to uniform); zero by default."""
         return out.itm_logits.new_zeros(())
+
+    def fit_reference(self, pool: ReferencePool) -> None:
+        """Called once before training with the pool's clean features; nothing by default."""
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Optimizer parameter groups; one group at ``lr`` by default."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr, "lr_scale": 1.0}]
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # buffers sized by fit_reference (reference banks) take the stored shape
+        for name, buf in list(self._buffers.items()):
+            stored = state_dict.get(prefix + name)
+            if buf is not None and stored is not None and stored.shape != buf.shape:
+                self._buffers[name] = torch.empty_like(stored, device=buf.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 FUSIONS: Registry[type[FusionMethod]] = Registry("fusion method")

@@ -8,6 +8,8 @@ top-k of a 1000 x 5000 gallery affordable on a CPU.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,6 +80,12 @@ class FusionStack(nn.Module):
 
     def forward(self, h: torch.Tensor, img: dict[str, torch.Tensor], alpha: torch.Tensor | None) -> torch.Tensor:
         """Text state (G, C, L, W) attending to its group's image (G, ...) -> fused (G, C, L, W)."""
+        return self.forward_with_context(h, img, alpha)[0]
+
+    def forward_with_context(self, h: torch.Tensor, img: dict[str, torch.Tensor],
+                             alpha: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`forward`, also returning the last layer's attended image context (G, C, L, W)."""
+        attended = h
         for i, cross in enumerate(self.cross):
             attended = cross.attend(cross.project_texts(h), img[f"k{i}"], img[f"v{i}"])
             if alpha is None:
@@ -85,7 +93,7 @@ class FusionStack(nn.Module):
             else:
                 h = self.norm1[i](alpha[..., 1, None, None] * h + alpha[..., 0, None, None] * attended)
             h = self.norm2[i](h + self.ffn[i](h))
-        return h
+        return h, attended
 
 
 def end_token(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -95,16 +103,17 @@ def end_token(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class Scheduler(nn.Module):
-    """MA-AFS scheduler: MLP on ``[H_v, H_t, a]`` -> softmax(logits / T) = (alpha_v, alpha_t).
+    """MA-AFS scheduler: MLP on the cues ``[H_v, H_t, a]`` -> softmax(logits / T) = (alpha_v, alpha_t).
 
-    Our specification (REFERENCES.md s1): 3 -> hidden -> 2 with ReLU. The final layer starts at
-    zero, so training starts from the uniform (0.5, 0.5) weights of the fixed-sum baseline.
+    Our specification (REFERENCES.md s1): 3 -> hidden -> 2 with ReLU (``inputs`` cues). The final
+    layer starts at zero, so training starts from the uniform (0.5, 0.5) weights of the fixed-sum
+    baseline.
     """
 
-    def __init__(self, hidden: int = 32, temperature: float = 1.0) -> None:
+    def __init__(self, hidden: int = 32, temperature: float = 1.0, inputs: int = 3) -> None:
         super().__init__()
         self.temperature = temperature
-        self.net = nn.Sequential(nn.Linear(3, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+        self.net = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, 2))
         nn.init.zeros_(self.net[2].weight)
         nn.init.zeros_(self.net[2].bias)
 
@@ -117,6 +126,21 @@ def kl_to_uniform(alpha: torch.Tensor) -> torch.Tensor:
     """Mean KL(alpha || uniform) over all pairs: keeps the scheduler off a single modality."""
     k = alpha.shape[-1]
     return (alpha * (alpha.clamp_min(1e-8).log() + torch.log(torch.tensor(float(k))))).sum(-1).mean()
+
+
+def normalised_entropy(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Entropy of ``softmax(logits)`` along ``dim`` divided by log(size), in [0, 1].
+
+    A size-1 axis has no uncertainty: the result is 0 there (on the logits' device). A -inf
+    logit is probability 0 (a masked entry, adding 0); a NaN or +inf logit makes its row's
+    entropy NaN, which flows on into the scores of a method using the cue (and is counted
+    there as non-finite)."""
+    size = logits.shape[dim]
+    if size < 2:
+        return logits.new_zeros(logits.sum(dim).shape)
+    logp = torch.log_softmax(logits, dim=dim)
+    plogp = torch.where(logp.isneginf(), 0.0, logp.exp() * logp)  # 0 * log 0 = 0, not NaN
+    return -plogp.sum(dim) / math.log(size)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
