@@ -185,3 +185,14 @@ def test_fusion_training_is_bit_reproducible(name: str) -> None:
     assert torch.are_deterministic_algorithms_enabled() is False  # the setting is restored afterwards
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_encoding_nothing_gives_empty_features_of_the_right_widths() -> None:
+    enc = DualEncoder(load_encoder_config("mafs-tiny-vit"), WordTokenizer(["a", "red", "circle"], context_length=8))
+    img = enc.encode_images(np.zeros((0, 32, 32, 3), np.uint8))
+    full = enc.encode_images(np.zeros((1, 32, 32, 3), np.uint8))
+    assert img.emb.shape == (0, full.emb.shape[1]) and img.tokens.shape == (0, *full.tokens.shape[1:])
+    txt = enc.encode_texts([])
+    one = enc.encode_texts(["a red circle"])
+    assert txt.emb.shape == (0, one.emb.shape[1]) and txt.tokens.shape[0] == 0 and txt.tokens.shape[2] == one.tokens.shape[2]
+    assert txt.mask.shape[0] == 0

@@ -114,7 +114,13 @@ class DualEncoder(torch.nn.Module):
 
     @torch.no_grad()
     def encode_images(self, images: np.ndarray, batch_size: int = 512) -> ImageFeatures:
-        """uint8 NxHxWx3 -> :class:`ImageFeatures` (eval mode, no grad, float32 outputs)."""
+        """uint8 NxHxWx3 -> :class:`ImageFeatures` (eval mode, no grad, float32 outputs).
+
+        No images give empty features, (0, D) and (0, P, W)."""
+        if len(images) == 0:
+            with self.autocast():
+                pooled, tokens = self.forward_images(self.preprocess(np.zeros((1, 1, 1, 3), np.uint8)))
+            return ImageFeatures(pooled.float()[:0], tokens.float()[:0])
         embs, toks = [], []
         for start in range(0, len(images), batch_size):
             with self.autocast():
@@ -127,6 +133,9 @@ class DualEncoder(torch.nn.Module):
     def encode_texts(self, texts: list[str], batch_size: int = 1024, length: int | None = None) -> TextFeatures:
         """Captions -> :class:`TextFeatures`, token features trimmed to the longest caption
         (or to ``length`` tokens, so that several sets line up)."""
+        if len(texts) == 0:  # empty features of the right widths
+            empty = self.encode_texts([""], length=length)
+            return TextFeatures(empty.emb[:0], empty.tokens[:0], empty.mask[:0])
         ids = self.tokenizer(texts).to(self.mean.device)
         if length is None:
             length = int((ids != PAD).sum(1).max().item()) if len(texts) else 1

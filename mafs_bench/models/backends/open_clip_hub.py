@@ -35,13 +35,19 @@ class OpenClipEncoder:
     def logit_scale(self) -> torch.Tensor:
         return self.model.logit_scale.exp()
 
+    @property
+    def embed_dim(self) -> int:
+        """Width of the contrastive embedding (of the text projection)."""
+        proj = getattr(self.model, "text_projection", None)
+        return int(proj.shape[-1]) if proj is not None else int(self.model.visual.output_dim)
+
     @torch.no_grad()
     def encode_images(self, images: Any) -> ImageFeatures:
         embs = []
         for start in range(0, len(images), self.batch_size):
             batch = [self.preprocess(Image.fromarray(np.asarray(images[i]))) for i in range(start, min(start + self.batch_size, len(images)))]
             embs.append(F.normalize(self.model.encode_image(torch.stack(batch).to(self.device)).float(), dim=-1))
-        emb = torch.cat(embs)
+        emb = torch.cat(embs) if embs else torch.zeros((0, self.embed_dim), device=self.device)
         return ImageFeatures(emb, emb.new_zeros((len(emb), 0, 0)))
 
     @torch.no_grad()
@@ -50,7 +56,7 @@ class OpenClipEncoder:
         for start in range(0, len(texts), 256):
             ids = self.tokenizer(texts[start : start + 256]).to(self.device)
             embs.append(F.normalize(self.model.encode_text(ids).float(), dim=-1))
-        emb = torch.cat(embs)
+        emb = torch.cat(embs) if embs else torch.zeros((0, self.embed_dim), device=self.device)
         return TextFeatures(emb, emb.new_zeros((len(emb), 0, 0)), torch.zeros((len(emb), 0), dtype=torch.bool))
 
 
