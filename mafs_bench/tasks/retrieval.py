@@ -271,16 +271,20 @@ class Retrieval(Task):
         img_b = top_i.reshape(-1)
         gt_txt = torch.arange(m, device=sim.device)
         gt_img = torch.as_tensor(caption_image, device=sim.device)
-        all_img = torch.cat([img_a, img_b, gt_img])
-        all_txt = torch.cat([txt_a, txt_b, gt_txt])
+        # a pair in both directions' candidates (or a ground truth) is scored once
+        pair_id, where = torch.unique(torch.cat([img_a, img_b, gt_img]) * m + torch.cat([txt_a, txt_b, gt_txt]),
+                                      return_inverse=True)
+        uniq_img, uniq_txt = pair_id // m, pair_id % m
         memo_key = ("retrieval", method.weights_id, k_t, k_i)
         out = cell.memo.get(memo_key) if method.weights_id else None
         if out is None:
             img_prep, txt_prep = cell.prepared(method, "images"), cell.prepared(method, "texts")
-            out = pair_outputs(method, img_prep, txt_prep, all_img, all_txt, sim, self.chunk)
+            out = pair_outputs(method, img_prep, txt_prep, uniq_img, uniq_txt, sim, self.chunk)
             if method.weights_id:
                 cell.memo[memo_key] = out
-        scores, alpha = method.score(out, sim[all_img, all_txt]).float(), out.alpha
+        scores = method.score(out, sim[uniq_img, uniq_txt]).float()[where]
+        alpha = None if out.alpha is None else out.alpha[where]
+        cues = None if out.cues is None else out.cues[where]
         na, nb = len(img_a), len(img_b)
         i2t = torch.full((n, m), FILL_SCORE)
         i2t[img_a.cpu(), txt_a.cpu()] = scores[:na].cpu()
@@ -291,7 +295,7 @@ class Retrieval(Task):
         if alpha is not None:  # the ground-truth pair of every caption
             gt_alpha = alpha[na + nb :].cpu().numpy()
             weights = {"sample_id": np.arange(m), "alpha_v": gt_alpha[:, 0], "alpha_t": gt_alpha[:, 1]}
-            if out.cues is not None:
-                gt_cues = out.cues[na + nb :].cpu().numpy()
+            if cues is not None:
+                gt_cues = cues[na + nb :].cpu().numpy()
                 weights.update({name: gt_cues[:, i] for i, name in enumerate(CUE_NAMES)})
         return TaskResult(metrics, weights)

@@ -45,7 +45,8 @@ class ClsCrossAttentionFusion(FusionMethod):
         return self.stack.prepare_images(feats.tokens)
 
     def prepare_texts(self, feats: TextFeatures) -> Prepared:
-        return {"cls": self.text_in(self.text_layer_at_end(feats))}  # (M, 1, W)
+        cls = self.text_in(self.text_layer_at_end(feats))  # (M, 1, W)
+        return {"cls": cls, "q0": self.stack.prepare_texts(cls)}
 
     def text_layer_at_end(self, feats: TextFeatures) -> torch.Tensor:
         """The text layer's output at each caption's end token, (M, 1, W).
@@ -64,7 +65,7 @@ class ClsCrossAttentionFusion(FusionMethod):
         return h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
 
     def pair_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> PairOutput:
-        h = self.stack(txt["cls"], img, None)  # (G, C, 1, W)
+        h = self.stack(txt["cls"], img, None, txt.get("q0"))  # (G, C, 1, W)
         return PairOutput(self.itm(h[:, :, 0]))
 
 

@@ -78,16 +78,25 @@ class FusionStack(nn.Module):
             out[f"k{i}"], out[f"v{i}"] = cross.project_images(tokens)
         return out
 
-    def forward(self, h: torch.Tensor, img: dict[str, torch.Tensor], alpha: torch.Tensor | None) -> torch.Tensor:
-        """Text state (G, C, L, W) attending to its group's image (G, ...) -> fused (G, C, L, W)."""
-        return self.forward_with_context(h, img, alpha)[0]
+    def prepare_texts(self, h: torch.Tensor) -> torch.Tensor:
+        """The first layer's queries of (M, L, W) text states, (M, heads, L, d): they depend only
+        on the caption, so a task computes them once per caption instead of once per pair."""
+        return self.cross[0].project_texts(h)
 
-    def forward_with_context(self, h: torch.Tensor, img: dict[str, torch.Tensor],
-                             alpha: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, h: torch.Tensor, img: dict[str, torch.Tensor], alpha: torch.Tensor | None,
+                q0: torch.Tensor | None = None) -> torch.Tensor:
+        """Text state (G, C, L, W) attending to its group's image (G, ...) -> fused (G, C, L, W).
+
+        ``q0``: :meth:`prepare_texts` of ``h``, gathered like it (optional)."""
+        return self.forward_with_context(h, img, alpha, q0)[0]
+
+    def forward_with_context(self, h: torch.Tensor, img: dict[str, torch.Tensor], alpha: torch.Tensor | None,
+                             q0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """As :meth:`forward`, also returning the last layer's attended image context (G, C, L, W)."""
         attended = h
         for i, cross in enumerate(self.cross):
-            attended = cross.attend(cross.project_texts(h), img[f"k{i}"], img[f"v{i}"])
+            q = q0 if i == 0 and q0 is not None else cross.project_texts(h)
+            attended = cross.attend(q, img[f"k{i}"], img[f"v{i}"])
             if alpha is None:
                 h = self.norm1[i](h + attended)
             else:

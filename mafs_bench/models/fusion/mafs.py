@@ -209,7 +209,8 @@ class ScheduledFusion(FusionMethod):
         if self.queries == "cls":
             tokens = end_token(tokens, mask)
             mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        out = {"t": self.text_in(tokens), "mask": mask}
+        t = self.text_in(tokens)
+        out = {"t": t, "q0": self.stack.prepare_texts(t), "mask": mask}
         if self.scheduler is not None:
             out["h_t"], out["a_t"] = self.text_cues(feats.emb)
         return out
@@ -231,7 +232,8 @@ class ScheduledFusion(FusionMethod):
     def pair_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> PairOutput:
         cues = None if self.scheduler is None else self.cues(img, txt, signals)
         alpha = self.weights(signals.itc[..., None] if cues is None else cues)
-        h, attended = self.stack.forward_with_context(txt["t"], img, alpha.detach() if self.detach_alpha else alpha)
+        h, attended = self.stack.forward_with_context(txt["t"], img, alpha.detach() if self.detach_alpha else alpha,
+                                                      txt.get("q0"))
         pooled = masked_mean(h, txt["mask"])
         aux: dict[str, torch.Tensor] = {}
         if self.training and self.scheduler is not None:
