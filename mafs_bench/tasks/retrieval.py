@@ -30,7 +30,7 @@ model produced them (the runner warns when it is non-zero).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -256,25 +256,14 @@ class Retrieval(Task):
 
     @torch.no_grad()
     def evaluate(self, cell: EncodedCell, method: FusionMethod) -> TaskResult:
-        sim = cell.images.emb @ cell.texts.emb.T  # (N, M)
+        sim = self._memo(cell, "sim", lambda: cell.images.emb @ cell.texts.emb.T)  # (N, M)
         caption_image = np.asarray(cell.caption_image)
-        if not method.has_fusion:
-            s = sim.float().cpu().numpy()
-            return TaskResult(recall_at_k(s, s, caption_image, self.ks))
+        if not method.has_fusion:  # the same for every method without fusion (and every seed)
+            return TaskResult(dict(self._memo(cell, ("itc", self.ks), lambda: self._itc_metrics(sim, caption_image))))
         n, m = sim.shape
         k_t, k_i = min(self.k, m), min(self.k, n)
-        top_t = sim.topk(k_t, dim=1).indices  # (N, k) captions per image
-        top_i = sim.topk(k_i, dim=0).indices  # (k, M) images per caption
-        img_a = torch.arange(n, device=sim.device).repeat_interleave(k_t)
-        txt_a = top_t.reshape(-1)
-        txt_b = torch.arange(m, device=sim.device).repeat(k_i)
-        img_b = top_i.reshape(-1)
-        gt_txt = torch.arange(m, device=sim.device)
-        gt_img = torch.as_tensor(caption_image, device=sim.device)
-        # a pair in both directions' candidates (or a ground truth) is scored once
-        pair_id, where = torch.unique(torch.cat([img_a, img_b, gt_img]) * m + torch.cat([txt_a, txt_b, gt_txt]),
-                                      return_inverse=True)
-        uniq_img, uniq_txt = pair_id // m, pair_id % m
+        img_a, txt_a, img_b, txt_b, uniq_img, uniq_txt, where = self._memo(
+            cell, ("candidates", k_t, k_i), lambda: self._candidates(sim, caption_image, k_t, k_i))
         memo_key = ("retrieval", method.weights_id, k_t, k_i)
         out = cell.memo.get(memo_key) if method.weights_id else None
         if out is None:
@@ -299,3 +288,35 @@ class Retrieval(Task):
                 gt_cues = cues[na + nb :].cpu().numpy()
                 weights.update({name: gt_cues[:, i] for i, name in enumerate(CUE_NAMES)})
         return TaskResult(metrics, weights)
+
+    @staticmethod
+    def _memo(cell: EncodedCell, key: object, compute: Any) -> Any:
+        """``compute()`` once per cell (shared by every method and seed evaluated on it)."""
+        full = ("retrieval", key)
+        if full not in cell.memo:
+            cell.memo[full] = compute()
+        return cell.memo[full]
+
+    def _itc_metrics(self, sim: torch.Tensor, caption_image: np.ndarray) -> dict[str, float]:
+        s = sim.float().cpu().numpy()
+        return recall_at_k(s, s, caption_image, self.ks)
+
+    @staticmethod
+    def _candidates(sim: torch.Tensor, caption_image: np.ndarray, k_t: int, k_i: int) -> tuple[torch.Tensor, ...]:
+        """Re-ranking candidates: each image's ITC top-k captions (``img_a, txt_a``), each
+        caption's top-k images (``img_b, txt_b``), then every distinct pair among them and the
+        ground truths (``uniq_img, uniq_txt``) with ``where``, the position in those of each
+        listed pair (image->text, text->image, then the ground truth of every caption)."""
+        n, m = sim.shape
+        top_t = sim.topk(k_t, dim=1).indices  # (N, k) captions per image
+        top_i = sim.topk(k_i, dim=0).indices  # (k, M) images per caption
+        img_a = torch.arange(n, device=sim.device).repeat_interleave(k_t)
+        txt_a = top_t.reshape(-1)
+        txt_b = torch.arange(m, device=sim.device).repeat(k_i)
+        img_b = top_i.reshape(-1)
+        gt_img = torch.as_tensor(caption_image, device=sim.device)
+        gt_txt = torch.arange(m, device=sim.device)
+        # a pair in both directions' candidates (or a ground truth) is scored once
+        pair_id, where = torch.unique(torch.cat([img_a, img_b, gt_img]) * m + torch.cat([txt_a, txt_b, gt_txt]),
+                                      return_inverse=True)
+        return img_a, txt_a, img_b, txt_b, pair_id // m, pair_id % m, where
