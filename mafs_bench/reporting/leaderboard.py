@@ -310,8 +310,9 @@ def _cell_labels(cells: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def _markdown_table(frame: pd.DataFrame) -> list[str]:
-    """A pipe table: text left-aligned, numbers right-aligned with 3 decimals."""
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    """A pipe table: text left-aligned, numbers (and "mean ± sd" texts) right-aligned, 3 decimals."""
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) or frame[c].astype(str).str.contains(" ± ").any()
+               for c in frame.columns]
     header = "| " + " | ".join(_escape(str(c)) for c in frame.columns) + " |"
     rule = "|" + "|".join("---:" if is_num else "---" for is_num in numeric) + "|"
     body = [

@@ -41,17 +41,7 @@ class EncodedCell:
         Raises:
             ValueError: no images, no captions, or a bad ``caption_image``; the message says which.
         """
-        n, m = len(self.images), len(self.texts)
-        if n == 0 or m == 0:
-            empty = " and ".join(what for what, size in (("images", n), ("captions", m)) if size == 0)
-            raise ValueError(f"an evaluation cell needs images and captions: it has no {empty}")
-        owner = np.asarray(self.caption_image)
-        if owner.shape != (m,) or not np.issubdtype(owner.dtype, np.integer):
-            raise ValueError(f"caption_image must be {m} integer image indices (one per caption), "
-                             f"got shape {owner.shape} dtype {owner.dtype}")
-        bad = (owner < 0) | (owner >= n)
-        if bad.any():
-            raise ValueError(f"caption_image must index the {n} images, got {owner[bad][:5].tolist()}")
+        check_gallery(len(self.images), len(self.texts), np.asarray(self.caption_image), "an evaluation cell")
 
     def prepared(self, method: FusionMethod, side: str) -> dict[str, torch.Tensor]:
         """``method.prepare_images`` / ``prepare_texts`` of this cell, reused across cells for
@@ -67,6 +57,20 @@ class EncodedCell:
             hit = (feats, prepare(feats))
             self.shared[key] = hit
         return hit[1]
+
+
+def check_gallery(n: int, m: int, caption_image: np.ndarray, what: str) -> None:
+    """Raise ValueError unless there are images and captions and ``caption_image`` is ``m``
+    integer indices into the ``n`` images; ``what`` names the checked thing in the message."""
+    if n == 0 or m == 0:
+        empty = " and ".join(name for name, size in (("images", n), ("captions", m)) if size == 0)
+        raise ValueError(f"{what} needs images and captions: it has no {empty}")
+    if caption_image.shape != (m,) or not np.issubdtype(caption_image.dtype, np.integer):
+        raise ValueError(f"caption_image must be {m} integer image indices (one per caption), "
+                         f"got shape {caption_image.shape} dtype {caption_image.dtype}")
+    bad = (caption_image < 0) | (caption_image >= n)
+    if bad.any():
+        raise ValueError(f"caption_image must index the {n} images, got {caption_image[bad][:5].tolist()}")
 
 
 @dataclass

@@ -37,7 +37,7 @@ import torch
 
 from ..models.fusion import FusionMethod, PairOutput, PairSignals, gather
 from ..models.fusion.base import CUE_NAMES
-from .base import TASKS, EncodedCell, Task, TaskResult
+from .base import TASKS, EncodedCell, Task, TaskResult, check_gallery
 
 FILL_SCORE = -100.0
 RECALL_KS: tuple[int, ...] = (1, 5, 10)
@@ -143,15 +143,7 @@ def _check_scores(scores: np.ndarray, caption_image: np.ndarray) -> tuple[int, i
     if np.ndim(scores) != 2:
         raise ValueError(f"retrieval scores must be 2-D (N_images, M_captions), got shape {np.shape(scores)}")
     n, m = scores.shape
-    if n == 0 or m == 0:
-        empty = " and ".join(what for what, size in (("images", n), ("captions", m)) if size == 0)
-        raise ValueError(f"retrieval needs images and captions: no {empty} (scores shape {scores.shape})")
-    if caption_image.shape != (m,) or not np.issubdtype(caption_image.dtype, np.integer):
-        raise ValueError(f"caption_image must be {m} integer image indices (one per caption), got "
-                         f"shape {caption_image.shape} dtype {caption_image.dtype}")
-    bad = (caption_image < 0) | (caption_image >= n)
-    if bad.any():
-        raise ValueError(f"caption_image must index the {n} images, got {caption_image[bad][:5].tolist()}")
+    check_gallery(n, m, caption_image, f"retrieval (scores shape {scores.shape})")
     return n, m
 
 
