@@ -1,21 +1,34 @@
-"""Public metric functions: VQAv2 accuracy.
+"""Public metric functions: VQAv2 accuracy and the COCO caption metrics.
 
 VQA cases are computed by hand from the definition (REFERENCES.md s6, s9) and checked against
 an independent, literal implementation of it (one replace per punctuation mark, an explicit
-loop over the leave-one-out subsets).
+loop over the leave-one-out subsets). Captioning is compared with pycocoevalcap called
+directly; those tests start Java (about 10 s per METEOR start), so they share module fixtures.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+import threading
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mafs_bench.metrics import normalize_vqa_answer, vqa_accuracy, vqa_accuracy_per_item
+from mafs_bench.metrics import (
+    CAPTION_METRICS,
+    JavaNotFoundError,
+    caption_metrics,
+    caption_metrics_per_item,
+    normalize_vqa_answer,
+    vqa_accuracy,
+    vqa_accuracy_per_item,
+)
+from mafs_bench.metrics import captioning
 from mafs_bench.metrics.vqa import CONTRACTIONS, NUMBER_WORDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,3 +256,165 @@ def test_matches_a_literal_implementation_of_the_definition_on_random_answers():
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     assert 0.2 < expected.mean() < 0.9  # the draw exercises both matches and misses
     assert vqa_accuracy(preds, answers) == pytest.approx(expected.mean(), abs=1e-12)
+
+
+# ---------------------------------------------------------------- captioning: no Java needed
+
+
+@pytest.mark.parametrize(
+    ("preds", "refs", "error", "match"),
+    [
+        ({1: "a", 2: "b"}, {1: ["a"], 3: ["c"]}, ValueError,
+         r"1 prediction id\(s\) have no references: 2; "
+         r"1 reference id\(s\) have no prediction: 3"),
+        ({i: "a" for i in range(8)}, {}, ValueError, r"8 prediction id\(s\).*0, 1, 2, 3, 4, \.\."),
+        ({"1": "a"}, {1: ["a"]}, ValueError, "'1'"),
+        ({1: "a"}, {1: []}, ValueError, "id 1 has no reference captions"),
+        ({1: "a"}, {1: "a dog"}, TypeError, "references of id 1 is the str 'a dog'"),
+        ({1: ["a"]}, {1: ["a"]}, TypeError, "prediction of id 1 is list"),
+        ({1: "a"}, {1: ["a", None]}, TypeError, "hold a NoneType"),
+        (["a"], [["a"]], TypeError, "dicts keyed by image id"),
+        ({}, {}, ValueError, "no items"),
+    ],
+)
+def test_caption_input_errors(preds, refs, error, match):
+    with pytest.raises(error, match=match):
+        caption_metrics(preds, refs)
+
+
+def test_caption_per_item_of_no_items_is_empty():
+    out = caption_metrics_per_item({}, {})
+    assert list(out) == list(CAPTION_METRICS)
+    assert all(v.shape == (0,) and v.dtype == np.float64 for v in out.values())
+
+
+def test_missing_java_is_named(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    with pytest.raises(JavaNotFoundError, match=r"need Java .*default-jre-headless"):
+        caption_metrics({1: "a dog"}, {1: ["a dog runs"]})
+    assert issubclass(JavaNotFoundError, RuntimeError)
+
+
+def test_closing_meteor_after_a_failure_releases_pycocoevalcap_lock():
+    """Else pycocoevalcap's Meteor.__del__, which takes the lock, would hang at exit."""
+    child = (
+        "import sys, time; sys.stderr.write('boom'); sys.stderr.flush(); "
+        "print('up', flush=True); time.sleep(60)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", child],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout.readline().strip() == b"up"
+    meteor = types.SimpleNamespace(meteor_p=process, lock=threading.Lock())
+    meteor.lock.acquire()  # as compute_score leaves it when it raises
+    assert captioning._close_meteor(meteor) == "boom"
+    assert process.returncode is not None and not meteor.lock.locked()
+
+
+def test_every_line_break_becomes_a_space():
+    text = "a\nb\rc\r\nd\x0be\x0cf\x1cg\x1dh\x1ei\x85j\u2028k\u2029l"
+    cleaned = text.translate(captioning._LINE_BREAKS)
+    assert cleaned.splitlines() == [cleaned]
+    assert cleaned.split() == list("abcdefghijkl")
+    assert "a dog, running!".translate(captioning._LINE_BREAKS) == "a dog, running!"
+
+
+# ---------------------------------------------------------------- captioning: against pycocoevalcap
+
+needs_java = pytest.mark.skipif(
+    shutil.which("java") is None, reason="needs Java (pycocoevalcap's tokenizer and METEOR)"
+)
+
+REFERENCES = {
+    101: ["A man is riding a horse on the beach.", "A person rides a brown horse along the shore.",
+          "a man on horseback near the ocean"],
+    "img-b": ["Two cats are sleeping on a red sofa.", "A pair of cats asleep on a couch.",
+              "two kittens nap on the sofa"],
+    7: ["A plate of food with broccoli and rice.", "Rice, broccoli and chicken on a white plate."],
+    "perfect": ["A red double-decker bus drives down the street.", "a bus on a city street"],
+    "empty": ["A child flies a kite in a park.", "a kid with a kite on the grass"],
+    "punct": ["A dog catches a frisbee.", "the dog jumps for a frisbee"],
+    "cr": ["A woman holds an umbrella in the rain.", "a person with an umbrella on a rainy street"],
+}  # fmt: skip
+# Another order than REFERENCES: per-item results must follow the predictions.
+PREDICTIONS = {
+    "cr": "a woman with an\rumbrella in the rain",
+    "perfect": "A red double-decker bus drives down the street.",
+    101: "a man riding a horse on a beach",
+    "empty": "",
+    "img-b": "two cats sleeping on a couch",
+    "punct": "...!",
+    7: "a plate with rice and broccoli\nand chicken",
+}
+
+
+@pytest.fixture(scope="module")
+def pycocoevalcap_scores():
+    """pycocoevalcap called directly, as its COCOEvalCap.evaluate does (minus SPICE)."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    # "\r" would shift pycocoevalcap's lines (see test_every_line_break_becomes_a_space)
+    preds = {i: PREDICTIONS[i].replace("\r", " ") for i in REFERENCES}
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({i: [{"caption": c} for c in caps] for i, caps in REFERENCES.items()})
+    res = tokenizer.tokenize({i: [{"caption": preds[i]}] for i in REFERENCES})
+    corpus, items = {}, {}
+    bleu, bleu_items = Bleu(4).compute_score(gts, res)
+    for n in range(4):
+        corpus[f"Bleu_{n + 1}"] = bleu[n]
+        items[f"Bleu_{n + 1}"] = dict(zip(gts, bleu_items[n]))
+    for name, scorer in (("METEOR", Meteor()), ("ROUGE_L", Rouge()), ("CIDEr", Cider())):
+        score, per_image = scorer.compute_score(gts, res)
+        corpus[name], items[name] = score, dict(zip(gts, per_image))
+    return corpus, items
+
+
+@pytest.fixture(scope="module")
+def ours_corpus():
+    return caption_metrics(PREDICTIONS, REFERENCES)
+
+
+@pytest.fixture(scope="module")
+def ours_per_item():
+    return caption_metrics_per_item(PREDICTIONS, REFERENCES)
+
+
+@needs_java
+def test_caption_metrics_equal_pycocoevalcap(ours_corpus, pycocoevalcap_scores):
+    expected, _ = pycocoevalcap_scores
+    assert list(ours_corpus) == list(CAPTION_METRICS)
+    assert all(type(v) is float for v in ours_corpus.values())
+    for name in CAPTION_METRICS:
+        assert ours_corpus[name] == pytest.approx(expected[name], abs=1e-6), name
+    assert 0 < ours_corpus["Bleu_4"] < ours_corpus["Bleu_1"] < 1 and ours_corpus["CIDEr"] > 0
+
+
+@needs_java
+def test_caption_metrics_per_item_equal_pycocoevalcap_in_prediction_order(
+    ours_per_item, pycocoevalcap_scores
+):
+    _, expected = pycocoevalcap_scores
+    assert list(ours_per_item) == list(CAPTION_METRICS)
+    for name in CAPTION_METRICS:
+        got = ours_per_item[name]
+        assert got.dtype == np.float64 and got.shape == (len(PREDICTIONS),)
+        want = [expected[name][i] for i in PREDICTIONS]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=name)
+
+
+@needs_java
+def test_perfect_and_empty_predictions(ours_per_item, ours_corpus):
+    row = {i: k for k, i in enumerate(PREDICTIONS)}
+    for name in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L"):
+        assert ours_per_item[name][row["perfect"]] == pytest.approx(1.0, abs=1e-6), name
+    assert ours_per_item["CIDEr"][row["perfect"]] == max(ours_per_item["CIDEr"])
+    for empty in ("empty", "punct"):  # "...!" is nothing but punctuation tokens
+        for name in CAPTION_METRICS:
+            assert ours_per_item[name][row[empty]] == 0.0, (empty, name)
+    for name in ("ROUGE_L", "CIDEr"):  # the corpus value is the mean of the per-image ones
+        assert ours_corpus[name] == pytest.approx(ours_per_item[name].mean(), abs=1e-9)
