@@ -39,7 +39,7 @@ def compare(
         result = compare_runs(baseline, candidate, metric=metric, max_drop=max_drop, alpha=alpha, watch=watch,
                               resamples=resamples, allow_missing_models=allow_missing)
     except CompareInputError as err:
-        err_console.print(f"[bold red]error:[/] cannot compare: {err}", highlight=False)
+        err_console.print(f"error: cannot compare: {err}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_UNUSABLE) from None
     wide = Console(width=max(console.width, TABLE_WIDTH))  # a CI log is not a terminal: do not cut the table
     for table in result.tables():
@@ -50,7 +50,7 @@ def compare(
     for line in result.summary():
         console.print(line, markup=False, highlight=False)
     for problem in result.problems:
-        err_console.print(f"error: {problem}", markup=False, highlight=False)
+        err_console.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_json(), indent=2))
     raise typer.Exit(result.exit_code)
