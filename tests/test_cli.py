@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from mafs_bench.cli.main import app
 from mafs_bench.reporting import METRICS_COLUMNS, WEIGHTS_COLUMNS
+from mafs_bench.reporting.schema import ITEMS_FILE, ITEMS_KEY, read_items
 
 TINY = {
     "name": "tiny",
@@ -72,9 +74,14 @@ def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     assert run["training"]["corruptions_seen"] == []
     for name in ("leaderboard.md", "leaderboard.csv", "robustness_curves.png", "run.json"):
         assert (out / name).stat().st_size > 0
+    check_items_reproduce_metrics(out, metrics)
     board = pd.read_csv(out / "leaderboard.csv")
     assert sorted(board.model) == sorted(TINY["models"])
     assert (board.seeds == 2).all()
+    for column in ("clean", "corrupted", "relative_robustness", "image", "text", "pair", "domain:outline"):
+        assert board[f"{column}_ci_low"].notna().all() and board[f"{column}_ci_high"].notna().all()
+        assert (board[f"{column}_ci_low"] <= board[f"{column}_ci_high"]).all()
+    assert "[" in (out / "leaderboard.md").read_text()  # intervals shown
     assert (board.loc[board.model == "clip", "corrupted_sd"] == 0).all()  # the encoder is shared by the seeds
 
     # second run: models come from the cache and results are identical
@@ -86,6 +93,36 @@ def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     assert sorted(p.name for p in cache_dir.rglob("*.safetensors")) == trained
     assert (out / "metrics.csv").read_bytes() == (out2 / "metrics.csv").read_bytes()
     assert (out / "fusion_weights.csv").read_bytes() == (out2 / "fusion_weights.csv").read_bytes()
+    assert read_items(out / ITEMS_FILE).equals(read_items(out2 / ITEMS_FILE))
+    assert (out / "leaderboard.csv").read_bytes() == (out2 / "leaderboard.csv").read_bytes()  # deterministic intervals
+
+    # the gate: two runs of the same code do not differ
+    result = runner.invoke(app, ["compare", str(out), str(out2)])
+    assert result.exit_code == 0, result.output
+
+
+def check_items_reproduce_metrics(out: Path, metrics: pd.DataFrame) -> None:
+    """items.csv.gz has the documented schema, and every recall (and r_mean) of metrics.csv is the
+    mean of its per-item hits, for every model, seed and cell."""
+    items = read_items(out / ITEMS_FILE)
+    assert list(items.columns) == [*ITEMS_KEY, "i2t_r1", "i2t_r3", "t2i_r1", "t2i_r3"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["items"]["retrieval"]["r_mean"] == ["i2t_r1", "i2t_r3", "t2i_r1", "t2i_r3"]
+    n_images = TINY["dataset"]["options"]["size"]
+    i2t, t2i = items[items["query"] == "i2t"], items[items["query"] == "t2i"]
+    assert i2t[["t2i_r1", "t2i_r3"]].isna().all().all() and t2i[["i2t_r1", "i2t_r3"]].isna().all().all()
+    values = items[["i2t_r1", "i2t_r3", "t2i_r1", "t2i_r3"]].to_numpy().ravel()
+    assert set(values[~pd.isna(values)].tolist()) <= {0.0, 1.0}
+    key = ["model", "seed", "task", "dataset", "domain", "corruption", "modality", "severity"]
+    assert (i2t.groupby(key).size() == n_images).all()
+    n_captions = t2i.groupby(key).size()
+    assert n_captions.nunique() == 1 and n_captions.iloc[0] >= n_images
+    recalls = pd.concat([i2t.groupby(key)[["i2t_r1", "i2t_r3"]].mean(), t2i.groupby(key)[["t2i_r1", "t2i_r3"]].mean()], axis=1)
+    recalls["r_mean"] = recalls.mean(axis=1)
+    from_items = recalls.stack().rename("from_items").reset_index().rename(columns={"level_8": "metric"})
+    joined = metrics.merge(from_items, on=[*key, "metric"], how="inner")
+    assert len(joined) == len(metrics[metrics.metric != "nonfinite_scores"])  # every recall, every cell
+    assert (joined["value"] - joined["from_items"]).abs().max() < 5e-7  # metrics.csv keeps 6 significant digits
 
 
 def test_bad_suite_is_a_message_not_a_traceback(tmp_path: Path) -> None:

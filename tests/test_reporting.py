@@ -95,7 +95,9 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Pat
 
 def test_leaderboard_columns_and_order(board: pd.DataFrame) -> None:
     scores = [c for c in (*BASE_COLUMNS, "domain:textured") if c not in ("rank", "task", "model", "metric", "seeds", "nonfinite_cells")]
-    assert list(board.columns) == [*BASE_COLUMNS, "domain:textured", *(f"{c}_sd" for c in scores)]
+    intervals = [f"{c}{end}" for c in scores for end in ("_ci_low", "_ci_high")]
+    assert list(board.columns) == [*BASE_COLUMNS, "domain:textured", *(f"{c}_sd" for c in scores), *intervals, "p_vs_rank1"]
+    assert board[intervals].isna().all().all()  # no items file: blank intervals, not an error
     assert board["model"].tolist() == ["alpha", "beta", "gamma"]
     # beta and gamma tie on corrupted (0.4375): same rank, listed by name.
     assert board["rank"].tolist() == [1, 2, 2]

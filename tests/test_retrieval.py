@@ -10,7 +10,7 @@ from mafs_bench.models.encoder import ImageFeatures, TextFeatures
 from mafs_bench.models.fusion import FUSIONS, ReferencePool, create_fusion
 from mafs_bench.tasks import EncodedCell, create_task
 from mafs_bench.models.fusion.blocks import normalised_entropy
-from mafs_bench.tasks.retrieval import i2t_ranks, image_groups, recall_at_k, score_pairs, t2i_ranks
+from mafs_bench.tasks.retrieval import i2t_ranks, image_groups, recall_at_k, recall_with_items, score_pairs, t2i_ranks
 
 # 3 images, 2 captions each: captions 0,1 -> image 0; 2,3 -> image 1; 4,5 -> image 2.
 OWNER = np.array([0, 0, 1, 1, 2, 2])
@@ -42,6 +42,21 @@ def test_recall_values_by_hand() -> None:
     assert r["t2i_r2"] == pytest.approx(4 / 6)
     assert r["t2i_r3"] == pytest.approx(1.0)
     assert r["r_mean"] == pytest.approx(np.mean([1 / 3, 1 / 3, 2 / 3, 2 / 6, 4 / 6, 1.0]))
+
+
+def test_per_item_hits_by_hand_and_their_means_are_the_recalls() -> None:
+    metrics, items = recall_with_items(SCORES, SCORES, OWNER, ks=(1, 2, 3))
+    i2t, t2i = items
+    assert (i2t.query, i2t.side, t2i.query, t2i.side) == ("i2t", "image", "t2i", "caption")
+    # ranks: images [0, 3, 2]; captions [2, 0, 1, 0, 1, 2]
+    assert i2t.scores["i2t_r1"].tolist() == [1, 0, 0] and i2t.scores["i2t_r3"].tolist() == [1, 0, 1]
+    assert t2i.scores["t2i_r1"].tolist() == [0, 1, 0, 1, 0, 0] and t2i.scores["t2i_r2"].tolist() == [0, 1, 1, 1, 1, 0]
+    for part in items:
+        for name, hits in part.scores.items():
+            assert metrics[name] == hits.mean()
+    task = create_task("retrieval", k=4, ks=[1, 2, 3])
+    assert task.item_metrics["r_mean"] == ["i2t_r1", "i2t_r2", "i2t_r3", "t2i_r1", "t2i_r2", "t2i_r3"]
+    assert metrics["r_mean"] == pytest.approx(np.mean([metrics[c] for c in task.item_metrics["r_mean"]]))
 
 
 def test_ties_count_against_the_method() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import corruptions_cmd
+from .compare import compare
 from .run import run
 from .train import train
 
@@ -12,6 +13,7 @@ app = typer.Typer(help="Robustness benchmarking for image-text fusion models.", 
                   pretty_exceptions_enable=False, add_completion=False)
 app.command("run")(run)
 app.command("train")(train)
+app.command("compare")(compare)
 app.add_typer(corruptions_cmd.app, name="corruptions")
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ Public API::
     from mafs_bench.reporting import write_report
     paths = write_report("runs/exp1", {"retrieval": "r_mean"})
 
-Everything here reads ``metrics.csv`` / ``fusion_weights.csv`` (see :mod:`.schema`),
-never the runner's state.
+Everything here reads ``metrics.csv`` / ``fusion_weights.csv`` / ``items.csv.gz`` / ``run.json``
+(see :mod:`.schema`), never the runner's state. Intervals and paired tests: :mod:`.bootstrap`;
+the regression gate between two runs: :mod:`.compare`.
 """
 
+from mafs_bench.reporting.bootstrap import PairedResult, paired_bootstrap
+from mafs_bench.reporting.compare import CompareInputError, Comparison, compare_runs
 from mafs_bench.reporting.leaderboard import (
     BASE_COLUMNS,
     DOMAIN_PREFIX,
@@ -25,17 +28,30 @@ from mafs_bench.reporting.plots import (
 )
 from mafs_bench.reporting.report import DEFAULT_PRIMARY, write_report
 from mafs_bench.reporting.schema import (
+    ITEMS_FILE,
+    ITEMS_KEY,
     METRICS_COLUMNS,
     WEIGHTS_COLUMNS,
     SchemaError,
+    read_items,
     read_metrics,
     read_weights,
+    validate_items,
     validate_metrics,
     validate_weights,
 )
 
 __all__ = [
     "BASE_COLUMNS",
+    "CompareInputError",
+    "Comparison",
+    "ITEMS_FILE",
+    "ITEMS_KEY",
+    "PairedResult",
+    "compare_runs",
+    "paired_bootstrap",
+    "read_items",
+    "validate_items",
     "DEFAULT_PRIMARY",
     "DOMAIN_PREFIX",
     "METRICS_COLUMNS",

@@ -19,8 +19,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
+import numpy as np
 import pandas as pd
 
+from mafs_bench.reporting.bootstrap import (
+    ALPHA,
+    BOOTSTRAP_SEED,
+    RESAMPLES,
+    bootstrap_task,
+    interval,
+    metric_parts,
+    paired_from_replicates,
+)
 from mafs_bench.reporting.schema import (
     MODALITIES,
     SchemaError,
@@ -53,6 +63,16 @@ SEEN_MARK: Final[str] = "†"
 SD_SUFFIX: Final[str] = "_sd"
 """Suffix of the column holding a score's standard deviation across training seeds."""
 
+CI_LOW: Final[str] = "_ci_low"
+CI_HIGH: Final[str] = "_ci_high"
+"""Suffixes of a score's 95% bootstrap interval bounds (:mod:`.bootstrap`)."""
+
+P_VS_RANK1: Final[str] = "p_vs_rank1"
+"""Column: paired-bootstrap p-value of the corrupted-score difference to the task's rank-1 model."""
+
+NOT_SIGNIFICANT_MARK: Final[str] = "≈"
+"""Mark of a model whose corrupted score does not differ significantly from the rank-1 model's."""
+
 DOMAIN_PREFIX: Final[str] = "domain:"
 LEADERBOARD_CSV: Final[str] = "leaderboard.csv"
 LEADERBOARD_MD: Final[str] = "leaderboard.md"
@@ -66,12 +86,22 @@ LEGEND: Final[str] = (
     "a mean over such a cell is blank, not the mean of the other cells, and a blank corrupted score ranks last; "
     "blank = not evaluated, or undefined as just said. "
     "Every score is the mean over the training seeds (`seeds`) of the per-seed score, shown as mean ± "
-    "standard deviation across seeds (the CSV has it in `<column>_sd`)."
+    "standard deviation across seeds (the CSV has it in `<column>_sd`), then its 95% bootstrap interval "
+    "`[low, high]` (1000 resamples of the evaluation items and of the training seeds, percentile method; "
+    "the CSV has `<column>_ci_low` / `<column>_ci_high`; blank when the run has no items file). "
+    f"{NOT_SIGNIFICANT_MARK} after a rank: the model's corrupted score does not differ significantly from the "
+    "rank-1 model's (paired bootstrap, two-sided, alpha 0.05; the CSV has the p-value in `p_vs_rank1`)."
 )
 
 
 def build_leaderboard(
-    metrics: pd.DataFrame, primary: Mapping[str, str], domain: str | None = None
+    metrics: pd.DataFrame,
+    primary: Mapping[str, str],
+    domain: str | None = None,
+    items: pd.DataFrame | None = None,
+    meta: Mapping | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> pd.DataFrame:
     """Rank the models of every task by their mean corrupted score.
 
@@ -90,21 +120,70 @@ def build_leaderboard(
         (the model's NaN/inf values of the metric, all domains); ``rank`` is int64, with
         NaN corrupted means sharing the last rank.
         Then ``<score>_sd`` for every score column: the standard deviation across training
-        seeds (NaN with one seed).
+        seeds (NaN with one seed); then ``<score>_ci_low``, ``<score>_ci_high`` for every score
+        column: its 95% percentile bootstrap interval over ``resamples`` resamples of the items
+        and seeds (:mod:`.bootstrap`; NaN without ``items`` or when the metric has no per-item
+        form); then :data:`P_VS_RANK1`.
+
+    Args (intervals):
+        items: the run's items file (:func:`~mafs_bench.reporting.schema.read_items`), or None.
+        meta: the run's ``run.json`` (its ``items`` says how metrics decompose), or None.
+        resamples, seed: bootstrap replicates and seed.
 
     Example:
         >>> board = build_leaderboard(metrics, {"retrieval": "r_mean"})
         >>> board.loc[board["rank"] == 1, "model"].tolist()
     """
     metrics = validate_metrics(metrics)
-    tables = [
-        _task_table(metrics, task, primary[task], in_domain(metrics, task, domain))
-        for task in task_order(metrics, primary)
-    ]
+    tables = []
+    for task in task_order(metrics, primary):
+        home = in_domain(metrics, task, domain)
+        table = _task_table(metrics, task, primary[task], home)
+        tables.append(_with_intervals(table, items, meta, task, primary[task], home, resamples, seed))
     board = pd.concat(tables, ignore_index=True)
-    shifted = sorted(c for c in board.columns if c.startswith(DOMAIN_PREFIX) and not c.endswith(SD_SUFFIX))
-    scores = [c for c in (*BASE_COLUMNS, *shifted) if c not in ("rank", "task", "model", "metric", "seeds", "nonfinite_cells")]
-    return board.reindex(columns=[*BASE_COLUMNS, *shifted, *(c + SD_SUFFIX for c in scores)])
+    shifted = sorted(c for c in board.columns if c.startswith(DOMAIN_PREFIX) and not c.endswith((SD_SUFFIX, CI_LOW, CI_HIGH)))
+    scores = score_columns(shifted)
+    return board.reindex(columns=[*BASE_COLUMNS, *shifted, *(c + SD_SUFFIX for c in scores),
+                                  *(c + end for c in scores for end in (CI_LOW, CI_HIGH)), P_VS_RANK1])
+
+
+def score_columns(shifted: Sequence[str] = ()) -> list[str]:
+    """The score columns of a leaderboard with the given ``domain:<name>`` columns, in order."""
+    return [c for c in (*BASE_COLUMNS, *shifted) if c not in ("rank", "task", "model", "metric", "seeds", "nonfinite_cells")]
+
+
+def _with_intervals(table: pd.DataFrame, items: pd.DataFrame | None, meta: Mapping | None, task: str,
+                    metric: str, domain: str, resamples: int, seed: int) -> pd.DataFrame:
+    """``table`` plus ``<score>_ci_low/_ci_high`` and :data:`P_VS_RANK1` from the items (NaN without)."""
+    shifted = [c for c in table.columns if c.startswith(DOMAIN_PREFIX) and not c.endswith(SD_SUFFIX)]
+    scores = score_columns(shifted)
+    table = table.copy()
+    for column in scores:
+        table[column + CI_LOW] = np.nan
+        table[column + CI_HIGH] = np.nan
+    table[P_VS_RANK1] = np.nan
+    of_task = None if items is None else items[items["task"] == task]
+    parts = None if of_task is None or of_task.empty else metric_parts(meta, task, metric, of_task)
+    if parts is None or any(p not in of_task.columns for p in parts):
+        return table
+    models, reps = bootstrap_task(of_task, parts, domain, MODALITIES, task, resamples, seed)
+    where = pd.Index(models).get_indexer(table["model"])
+    found = where >= 0
+    for column in scores:
+        if column not in reps:
+            continue
+        low, high = interval(reps[column])
+        table.loc[found, column + CI_LOW] = low[where[found]]
+        table.loc[found, column + CI_HIGH] = high[where[found]]
+    top = str(table["model"].iloc[0])  # sorted by rank, then name
+    if top in models and "corrupted" in reps:
+        ref = reps["corrupted"][:, models.index(top)]
+        table[P_VS_RANK1] = [
+            np.nan if model == top or model not in models
+            else paired_from_replicates(ref, reps["corrupted"][:, models.index(model)]).p_value
+            for model in table["model"]
+        ]
+    return table
 
 
 def per_corruption_table(
@@ -195,7 +274,8 @@ def leaderboard_markdown(
         broken = rows[rows["nonfinite_cells"] > 0] if "nonfinite_cells" in rows else rows.iloc[:0]
         columns = [
             c for c in board.columns
-            if c not in ("task", "metric") and not c.endswith(SD_SUFFIX) and rows[c].notna().any()
+            if c not in ("task", "metric", P_VS_RANK1) and not c.endswith((SD_SUFFIX, CI_LOW, CI_HIGH))
+            and rows[c].notna().any()
             and (c != "nonfinite_cells" or len(broken))
         ]
         lines += [f"## {task}", ""]
@@ -204,7 +284,7 @@ def leaderboard_markdown(
         if len(broken):
             named = ", ".join(f"`{m}` ({n})" for m, n in zip(broken["model"], broken["nonfinite_cells"], strict=True))
             lines += [f"**NaN/inf scores** (cells): {named}; every mean over them is blank.", ""]
-        lines += _markdown_table(_with_spread(rows, columns))
+        lines += _markdown_table(_with_rank_marks(_with_spread(rows, columns), rows))
         if metrics is not None:
             table, cells = _per_corruption(metrics, task, metric, domain)
             if cells:
@@ -290,17 +370,32 @@ def _warn_uneven_coverage(corrupted: pd.DataFrame, models: pd.Index, task: str) 
 
 
 def _with_spread(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """``columns`` of ``rows``, each score with a ``_sd`` companion shown as "mean ± sd" text."""
+    """``columns`` of ``rows``, each score with its ``_sd`` and interval companions shown as
+    "mean ± sd [low, high]" text (each part only where known)."""
     out = rows.loc[:, columns].copy()
+    blank = pd.Series(np.nan, index=rows.index)
     for column in columns:
-        sd = rows.get(column + SD_SUFFIX)
-        if sd is None or not sd.notna().any():
+        sd = rows.get(column + SD_SUFFIX, blank)
+        low, high = rows.get(column + CI_LOW, blank), rows.get(column + CI_HIGH, blank)
+        if not (sd.notna().any() or low.notna().any()):
             continue
         out[column] = [
-            "" if pd.isna(m) else (f"{m:.3f}" if pd.isna(d) else f"{m:.3f} ± {d:.3f}")
-            for m, d in zip(rows[column], sd)
+            "" if pd.isna(m) else f"{m:.3f}" + ("" if pd.isna(d) else f" ± {d:.3f}")
+            + ("" if pd.isna(lo) or pd.isna(hi) else f" [{lo:.3f}, {hi:.3f}]")
+            for m, d, lo, hi in zip(rows[column], sd, low, high, strict=True)
         ]
     return out
+
+
+def _with_rank_marks(shown: pd.DataFrame, rows: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Mark ranks whose corrupted score is not significantly different from rank 1's."""
+    p = rows.get(P_VS_RANK1)
+    if "rank" not in shown or p is None or not p.notna().any():
+        return shown
+    shown = shown.copy()
+    shown["rank"] = [f"{r} {NOT_SIGNIFICANT_MARK}" if pd.notna(q) and q >= alpha else str(r)
+                     for r, q in zip(rows["rank"], p, strict=True)]
+    return shown
 
 
 def _cell_labels(cells: Sequence[tuple[str, str]]) -> list[str]:

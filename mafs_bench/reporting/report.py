@@ -1,7 +1,7 @@
 """One call that turns a run's output directory into its report files.
 
-Reads only ``metrics.csv`` (and ``fusion_weights.csv`` when present) from the
-directory, so a report can be rebuilt at any time from the files alone.
+Reads only ``metrics.csv`` (and ``fusion_weights.csv``, ``items.csv.gz`` and ``run.json`` when
+present) from the directory, so a report can be rebuilt at any time from the files alone.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from mafs_bench.reporting.schema import (
     SchemaError,
     in_domain,
     is_clean,
+    ITEMS_FILE,
+    read_items,
     read_metrics,
     read_weights,
     task_order,
@@ -73,8 +75,10 @@ def write_report(
     weight_models = [] if weights is None else list(weights["model"])
     palette = sorted(dict.fromkeys([*metrics["model"], *weight_models]))  # one colour per model
 
-    written = write_leaderboard(build_leaderboard(metrics, primary, domain), out, metrics, domain,
-                                corruptions_seen_in_training(out))
+    items_path = out / ITEMS_FILE
+    items = read_items(items_path) if items_path.is_file() else None  # older runs: no intervals
+    board = build_leaderboard(metrics, primary, domain, items=items, meta=read_run_meta(out))
+    written = write_leaderboard(board, out, metrics, domain, corruptions_seen_in_training(out))
 
     def metric_rows(task: str) -> pd.DataFrame:
         return metrics[(metrics["task"] == task) & (metrics["metric"] == primary[task])]
@@ -105,15 +109,24 @@ def write_report(
     return written
 
 
-def corruptions_seen_in_training(out: Path) -> list[str]:
-    """``training.corruptions_seen`` of the run's ``run.json`` (empty when absent)."""
-    path = out / RUN_FILE
+def read_run_meta(out: Path) -> dict:
+    """The run's ``run.json`` as a dict (empty when absent).
+
+    Raises:
+        SchemaError: the file is not valid JSON.
+    """
+    path = Path(out) / RUN_FILE
     if not path.is_file():
-        return []
+        return {}
     try:
-        meta = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise SchemaError(f"{path}: not valid JSON: {err}") from err
+
+
+def corruptions_seen_in_training(out: Path) -> list[str]:
+    """``training.corruptions_seen`` of the run's ``run.json`` (empty when absent)."""
+    meta = read_run_meta(out)
     return list((meta.get("training") or {}).get("corruptions_seen") or [])
 
 

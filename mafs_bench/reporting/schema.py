@@ -66,6 +66,34 @@ method that reports weights without cues), in file order."""
 WEIGHT_VALUES: Final[tuple[str, ...]] = ("alpha_v", "alpha_t", "h_v", "h_t", "agreement", "a_v", "a_t")
 """The numeric columns of ``fusion_weights.csv``."""
 
+ITEMS_KEY: Final[tuple[str, ...]] = (
+    "model",
+    "seed",
+    "task",
+    "dataset",
+    "domain",
+    "corruption",
+    "modality",
+    "severity",
+    "query",
+    "item",
+)
+"""Key columns of the items file (``items.csv.gz``), in file order; the value columns follow.
+
+One row per (model, seed, task, cell, query kind, item): ``query`` is the kind of query (for
+retrieval ``i2t``, one row per image, or ``t2i``, one row per caption), ``item`` the dataset's id
+of the query's image or caption (``image_ids`` / ``caption_ids``, int64, the same ids in every
+domain and cell, so resampling by id pairs cells, models and runs). The value columns are every
+task's per-item score columns (``Task.item_columns``; retrieval: ``i2t_r<K>``, ``t2i_r<K>``, a
+hit 1 or a miss 0), blank where the column belongs to another query kind or task. The metric of
+a cell is the mean of its column over the cell's rows where it is not blank; composite metrics
+(retrieval's ``r_mean``) are the mean of their parts, as ``run.json``'s ``items`` records
+(metric -> parts). gzip-compressed CSV (no parquet engine is a dependency); appended per cell,
+each append a gzip member, which readers concatenate."""
+
+ITEMS_FILE: Final[str] = "items.csv.gz"
+"""File name of the per-item scores in a run directory."""
+
 CLEAN: Final[str] = "none"
 """Value of ``corruption`` and ``modality`` on clean rows."""
 
@@ -79,6 +107,7 @@ _OPTIONAL: Final = {"seed": "0", "h_v": "nan", "h_t": "nan", "agreement": "nan",
 
 _METRICS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "metric")
 _WEIGHTS_STR: Final = ("model", "task", "domain", "corruption", "modality", "sample_id")
+_ITEMS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "query")
 _NAN_SPELLINGS: Final = ("", "nan")
 _MAX_LISTED: Final = 5
 
@@ -117,6 +146,49 @@ def read_weights(path: str | Path) -> pd.DataFrame:
         SchemaError: As for :func:`read_metrics`.
     """
     return validate_weights(_read_csv(Path(path)), source=str(path))
+
+
+def read_items(path: str | Path) -> pd.DataFrame:
+    """Read and validate a runner items file (:data:`ITEMS_KEY` then value columns).
+
+    Returns:
+        A frame with :data:`ITEMS_KEY` first (string columns ``str``, ``seed``, ``severity``,
+        ``item`` int64) and every other column float64 (NaN where blank).
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        SchemaError: Key columns missing, unparsable numbers, unknown modality, inconsistent
+            clean rows or repeated keys; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
+    header = pd.read_csv(path, nrows=0).columns.tolist()
+    _check_columns([c for c in header if c in ITEMS_KEY], ITEMS_KEY, str(path))
+    values = [c for c in header if c not in ITEMS_KEY]
+    dtypes = {**{c: str for c in _ITEMS_STR}, **{c: "float64" for c in values}}
+    try:
+        frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in values})
+    except (ValueError, EOFError, OSError) as err:
+        raise SchemaError(f"{path}: cannot read the items file: {err}") from err
+    return validate_items(frame, source=str(path))
+
+
+def validate_items(frame: pd.DataFrame, source: str = "items frame") -> pd.DataFrame:
+    """Check an items frame (:data:`ITEMS_KEY` plus float value columns) and return a
+    normalised copy with the key columns first."""
+    values = [c for c in frame.columns if c not in ITEMS_KEY]
+    out = frame.loc[:, [*ITEMS_KEY, *values]].reset_index(drop=True)
+    _check_columns(out.columns[: len(ITEMS_KEY)], ITEMS_KEY, source)
+    for column in _ITEMS_STR:
+        out[column] = out[column].astype(str)
+    for column in ("seed", "severity", "item"):
+        out[column] = _to_int(out[column], column, source)
+    for column in values:
+        out[column] = _to_float(out[column], column, source) if out[column].dtype != "float64" else out[column]
+    _check_modalities(out, source)
+    _check_unique(out, ITEMS_KEY, source)
+    return out
 
 
 def validate_metrics(frame: pd.DataFrame, source: str = "metrics frame") -> pd.DataFrame:

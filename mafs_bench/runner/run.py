@@ -13,8 +13,12 @@ stops part way keeps everything computed so far:
 * ``fusion_weights.csv``: per-sample ``alpha_v, alpha_t`` and the cues behind them, for methods
   that have them;
 * ``fusion_cues.csv``: their per-cell means (one row per model, seed, task and cell);
-* ``run.json``: the resolved suite, seeds, versions, git commit, device, timings, and the
-  training recipe (``training``: steps, seeds, ``augmentations``, ``corruptions_seen``).
+* ``items.csv.gz``: per-item scores (retrieval: a hit or miss per query and K) of every model,
+  seed, task and cell, the input of the bootstrap intervals
+  (:data:`mafs_bench.reporting.schema.ITEMS_KEY`);
+* ``run.json``: the resolved suite, seeds, versions, git commit, device, timings, the
+  training recipe (``training``: steps, seeds, ``augmentations``, ``corruptions_seen``), and
+  ``items``: per task, how each metric decomposes into per-item score columns.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from ..data import DataMissingError, ImageTextData, create_dataset
 from ..models.backends import ModelBundle, WeightsMissingError, create_backend
 from ..models.backends.base import ProgressFactory
 from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
-from ..reporting.schema import WEIGHT_VALUES
-from ..tasks import EncodedCell, TaskResult, create_task
+from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES
+from ..tasks import EncodedCell, ItemScores, TaskResult, create_task
 from .suite import Suite
 
 CLEAN = "none"
@@ -155,25 +159,39 @@ def versions() -> dict[str, str]:
             "open_clip": open_clip.__version__, "numpy": np.__version__, "pandas": pd.__version__}
 
 
-class ResultsWriter:
-    """Writes ``metrics.csv`` and ``fusion_weights.csv`` cell by cell.
+#: gzip level of the items file: 1 is several times faster than the default 9 and within ~20% of its size
+ITEMS_GZIP: dict[str, Any] = {"method": "gzip", "compresslevel": 1}
 
-    Both files get their header at once and each finished cell's rows are appended and flushed,
-    so a run that stops keeps every finished cell, and writing stays linear in the rows.
+
+class ResultsWriter:
+    """Writes ``metrics.csv``, ``fusion_weights.csv``, ``fusion_cues.csv`` and the items file
+    cell by cell.
+
+    Every file gets its header at once and each finished cell's rows are appended and flushed
+    (the items file as one more gzip member), so a run that stops keeps every finished cell, and
+    writing stays linear in the rows.
     """
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, item_columns: tuple[str, ...] = ()) -> None:
         self.metrics_path = out_dir / "metrics.csv"
         self.weights_path = out_dir / "fusion_weights.csv"
         self.cues_path = out_dir / "fusion_cues.csv"
+        self.items_path = out_dir / ITEMS_FILE
+        self.items_columns = (*ITEMS_KEY, *item_columns)
         self._metrics: list[pd.DataFrame] = []
         self._weights: list[pd.DataFrame] = []
         pd.DataFrame(columns=list(METRICS_COLUMNS)).to_csv(self.metrics_path, index=False)
         pd.DataFrame(columns=list(WEIGHTS_COLUMNS)).to_csv(self.weights_path, index=False)
         pd.DataFrame(columns=list(CUES_COLUMNS)).to_csv(self.cues_path, index=False)
+        pd.DataFrame(columns=list(self.items_columns)).to_csv(self.items_path, index=False, compression=ITEMS_GZIP)
 
-    def add(self, metric_rows: list[dict[str, Any]], weight_frames: list[pd.DataFrame]) -> None:
-        """Append one cell's metric rows and per-sample weight frames (and their means)."""
+    def add(self, metric_rows: list[dict[str, Any]], weight_frames: list[pd.DataFrame],
+            item_frames: list[pd.DataFrame] = ()) -> None:
+        """Append one cell's metric rows, per-sample weight frames (and their means) and
+        per-item score frames (:func:`items_frame`)."""
+        if item_frames:
+            items = pd.concat(item_frames, ignore_index=True).reindex(columns=list(self.items_columns))
+            items.to_csv(self.items_path, mode="a", header=False, index=False, compression=ITEMS_GZIP, float_format="%.6g")
         metrics = pd.DataFrame(metric_rows, columns=list(METRICS_COLUMNS))
         metrics.to_csv(self.metrics_path, mode="a", header=False, index=False, float_format="%.6g")
         self._metrics.append(metrics)
@@ -199,6 +217,22 @@ def weights_frame(common: dict[str, Any], weights: dict[str, np.ndarray]) -> pd.
     for col in ("model", "seed", "task", "domain", "corruption", "modality", "severity"):
         frame[col] = common[col]
     return frame[list(WEIGHTS_COLUMNS)]
+
+
+def items_frame(common: dict[str, Any], items: list[ItemScores], data: ImageTextData) -> pd.DataFrame:
+    """Rows of the items file for one (model, seed, task, cell): one per query of each
+    :class:`ItemScores`, its ``item`` the dataset id of the query's image or caption."""
+    ids = {"image": np.asarray(data.image_ids, dtype=np.int64), "caption": np.asarray(data.caption_ids, dtype=np.int64)}
+    frames = []
+    for part in items:
+        frame = pd.DataFrame({"query": part.query, "item": ids[part.side]})
+        for name, values in part.scores.items():
+            frame[name] = np.asarray(values, dtype=np.float64)
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    for col in reversed(ITEMS_KEY[:-2]):
+        out.insert(0, col, common[col])
+    return out
 
 
 def warn_nonfinite(log: Callable[[str], None], result: TaskResult, model: str, task: str, cell: Cell) -> None:
@@ -276,10 +310,11 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             "training": bundle.training,
             "dataset": {"name": suite.dataset.name, **dataset.describe()},
             "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
+            "items": {name: t.item_metrics for name, t in tasks.items()},
             "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
-    writer = ResultsWriter(out_dir)
+    writer = ResultsWriter(out_dir, tuple(dict.fromkeys(c for t in tasks.values() for c in t.item_columns)))
     data_by_domain: dict[str, ImageTextData] = {}
     clean_images: dict[str, Any] = {}
     clean_texts: dict[int, Any] = {}  # by caption list: shifted domains share their captions
@@ -304,6 +339,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
                               images_recur=cell.modality != "image", texts_recur=cell.modality not in ("text", "pair"))
         metric_rows: list[dict[str, Any]] = []
         weight_rows: list[dict[str, Any]] = []
+        item_rows: list[pd.DataFrame] = []
         for task_name, task in tasks.items():
             for seed, methods in bundle.methods.items():
                 for model_name, method in methods.items():
@@ -315,7 +351,9 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
                     metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
                     if result.weights is not None:
                         weight_rows.append(weights_frame(common, result.weights))
-        writer.add(metric_rows, weight_rows)
+                    if result.extra.get("items"):
+                        item_rows.append(items_frame(common, result.extra["items"], data))
+        writer.add(metric_rows, weight_rows, item_rows)
         update(done + 1, len(cells), float("nan"))
 
     timings["evaluate"] = round(time.time() - tick, 1)

@@ -73,9 +73,33 @@ def check_gallery(n: int, m: int, caption_image: np.ndarray, what: str) -> None:
         raise ValueError(f"caption_image must index the {n} images, got {caption_image[bad][:5].tolist()}")
 
 
+@dataclass(frozen=True)
+class ItemScores:
+    """Per-item scores of one kind of query of a task on one cell (the bootstrap's unit).
+
+    Every metric named in ``scores`` is the mean of its array over the items, so resampling
+    items and averaging again gives the metric on the resample (REFERENCES.md s6).
+
+    Attributes:
+        query: the kind of query, e.g. ``"i2t"`` (one per image) or ``"t2i"`` (one per caption).
+        side: which ids the items carry: ``"image"`` (the dataset's ``image_ids``) or
+            ``"caption"`` (its ``caption_ids``); item ``i`` is position ``i`` of that side.
+        scores: metric name -> (n_items,) float array, e.g. ``{"i2t_r1": hits (0/1)}``.
+    """
+
+    query: str
+    side: str
+    scores: dict[str, np.ndarray]
+
+
 @dataclass
 class TaskResult:
-    """Metrics of one method on one cell, plus optional per-sample fusion weights."""
+    """Metrics of one method on one cell, plus optional per-sample fusion weights.
+
+    ``extra["items"]``, when the task provides it, is a list of :class:`ItemScores`: the
+    per-item scores behind every metric of :attr:`Task.item_metrics` (written to the runner's
+    items file, the input of the bootstrap intervals).
+    """
 
     metrics: dict[str, float]
     #: per-sample rows: {"sample_id": ..., "alpha_v": ..., "alpha_t": ...} arrays, or None
@@ -91,6 +115,22 @@ class Task:
     primary_metric: ClassVar[str] = ""
     #: every metric :meth:`evaluate` returns, in report order
     metric_names: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def item_metrics(self) -> dict[str, list[str]]:
+        """How metrics decompose into per-item scores: metric -> the per-item score columns it
+        is the mean of, each column first averaged over its own items (``ItemScores``).
+
+        A metric listed as ``[itself]`` is a plain mean over items; a composite such as
+        retrieval's ``r_mean`` lists its parts. Metrics not listed (counts, corpus-level scores)
+        get no bootstrap interval. Recorded in ``run.json`` (``items``) for the reports.
+        """
+        return {}
+
+    @property
+    def item_columns(self) -> tuple[str, ...]:
+        """Every per-item score column, in order (the items file's value columns)."""
+        return tuple(dict.fromkeys(c for parts in self.item_metrics.values() for c in parts))
 
     def evaluate(self, cell: EncodedCell, method: FusionMethod) -> TaskResult:
         """Evaluate ``method`` on ``cell``."""

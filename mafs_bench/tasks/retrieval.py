@@ -37,7 +37,7 @@ import torch
 
 from ..models.fusion import FusionMethod, PairOutput, PairSignals, gather
 from ..models.fusion.base import CUE_NAMES
-from .base import TASKS, EncodedCell, Task, TaskResult, check_gallery
+from .base import TASKS, EncodedCell, ItemScores, Task, TaskResult, check_gallery
 
 FILL_SCORE = -100.0
 RECALL_KS: tuple[int, ...] = (1, 5, 10)
@@ -120,19 +120,39 @@ def recall_at_k(i2t_scores: np.ndarray, t2i_scores: np.ndarray, caption_image: n
     Raises:
         ValueError: as :func:`i2t_ranks`; or the two matrices differ in shape.
     """
+    return recall_with_items(i2t_scores, t2i_scores, caption_image, ks)[0]
+
+
+def recall_with_items(i2t_scores: np.ndarray, t2i_scores: np.ndarray, caption_image: np.ndarray,
+                      ks: tuple[int, ...] = RECALL_KS) -> tuple[dict[str, float], list[ItemScores]]:
+    """:func:`recall_at_k` and the per-query hits behind it.
+
+    Returns:
+        ``(metrics, items)``: the metrics of :func:`recall_at_k`, and two :class:`ItemScores`:
+        ``i2t`` (one item per image, ``side="image"``) with ``i2t_r<K>`` = 1.0 when the image's
+        best ground-truth caption ranks in the top K, else 0.0; ``t2i`` (one item per caption,
+        ``side="caption"``) with ``t2i_r<K>`` likewise. Each recall is the mean of its hits;
+        ``r_mean`` is the mean of the ``2 * len(ks)`` recalls (see :attr:`Retrieval.item_metrics`).
+    """
     if np.shape(i2t_scores) != np.shape(t2i_scores):
         raise ValueError(f"i2t and t2i scores differ in shape: {np.shape(i2t_scores)} vs {np.shape(t2i_scores)}")
     ri = i2t_ranks(i2t_scores, caption_image)
     rt = t2i_ranks(t2i_scores, caption_image)
+    nonfinite = float((~np.isfinite(i2t_scores) | ~np.isfinite(t2i_scores)).sum())
+    return recall_from_ranks(ri, rt, ks, nonfinite)
+
+
+def recall_from_ranks(ri: np.ndarray, rt: np.ndarray, ks: tuple[int, ...],
+                      nonfinite: float = 0.0) -> tuple[dict[str, float], list[ItemScores]]:
+    """Metrics and per-query hits from the ranks of :func:`i2t_ranks` / :func:`t2i_ranks`
+    (rank ``M`` resp. ``N`` = not found, a miss at every K)."""
     n, m = len(ri), len(rt)
-    out: dict[str, float] = {}
-    for k in ks:
-        out[f"i2t_r{k}"] = float((ri < min(k, m)).mean())  # rank m = not found
-    for k in ks:
-        out[f"t2i_r{k}"] = float((rt < min(k, n)).mean())  # rank n = not found
+    i2t = {f"i2t_r{k}": (ri < min(k, m)).astype(np.float64) for k in ks}
+    t2i = {f"t2i_r{k}": (rt < min(k, n)).astype(np.float64) for k in ks}
+    out = {name: float(hits.mean()) for name, hits in (*i2t.items(), *t2i.items())}
     out["r_mean"] = float(np.mean([out[f"i2t_r{k}"] for k in ks] + [out[f"t2i_r{k}"] for k in ks]))
-    out["nonfinite_scores"] = float((~np.isfinite(i2t_scores) | ~np.isfinite(t2i_scores)).sum())
-    return out
+    out["nonfinite_scores"] = nonfinite
+    return out, [ItemScores("i2t", "image", i2t), ItemScores("t2i", "caption", t2i)]
 
 
 def _check_scores(scores: np.ndarray, caption_image: np.ndarray) -> tuple[int, int]:
@@ -246,12 +266,22 @@ class Retrieval(Task):
         self.metric_names = (*(f"i2t_r{x}" for x in ks), *(f"t2i_r{x}" for x in ks), "r_mean", "nonfinite_scores")
         self.chunk = chunk
 
+    @property
+    def item_metrics(self) -> dict[str, list[str]]:
+        """Each recall is the mean of its per-query hits (``i2t_r<K>`` over images, ``t2i_r<K>``
+        over captions); ``r_mean`` is the mean of the ``2 * len(ks)`` recalls, each over its own
+        queries, so a bootstrap resample of images and captions recomputes every recall on the
+        resample and averages them. ``nonfinite_scores`` (a count) has no per-item form."""
+        recalls = [*(f"i2t_r{k}" for k in self.ks), *(f"t2i_r{k}" for k in self.ks)]
+        return {**{r: [r] for r in recalls}, "r_mean": recalls}
+
     @torch.no_grad()
     def evaluate(self, cell: EncodedCell, method: FusionMethod) -> TaskResult:
         sim = self._memo(cell, "sim", lambda: cell.images.emb @ cell.texts.emb.T)  # (N, M)
         caption_image = np.asarray(cell.caption_image)
         if not method.has_fusion:  # the same for every method without fusion (and every seed)
-            return TaskResult(dict(self._memo(cell, ("itc", self.ks), lambda: self._itc_metrics(sim, caption_image))))
+            metrics, items = self._memo(cell, ("itc", self.ks), lambda: self._itc_metrics(sim, caption_image))
+            return TaskResult(dict(metrics), extra={"items": items})
         n, m = sim.shape
         k_t, k_i = min(self.k, m), min(self.k, n)
         img_a, txt_a, img_b, txt_b, uniq_img, uniq_txt, where = self._memo(
@@ -271,7 +301,7 @@ class Retrieval(Task):
         i2t[img_a.cpu(), txt_a.cpu()] = scores[:na].cpu()
         t2i = torch.full((n, m), FILL_SCORE)
         t2i[img_b.cpu(), txt_b.cpu()] = scores[na : na + nb].cpu()
-        metrics = recall_at_k(i2t.numpy(), t2i.numpy(), caption_image, self.ks)
+        metrics, items = recall_with_items(i2t.numpy(), t2i.numpy(), caption_image, self.ks)
         weights = None
         if alpha is not None:  # the ground-truth pair of every caption
             gt_alpha = alpha[na + nb :].cpu().numpy()
@@ -279,7 +309,7 @@ class Retrieval(Task):
             if cues is not None:
                 gt_cues = cues[na + nb :].cpu().numpy()
                 weights.update({name: gt_cues[:, i] for i, name in enumerate(CUE_NAMES)})
-        return TaskResult(metrics, weights)
+        return TaskResult(metrics, weights, extra={"items": items})
 
     @staticmethod
     def _memo(cell: EncodedCell, key: object, compute: Any) -> Any:
@@ -289,9 +319,9 @@ class Retrieval(Task):
             cell.memo[full] = compute()
         return cell.memo[full]
 
-    def _itc_metrics(self, sim: torch.Tensor, caption_image: np.ndarray) -> dict[str, float]:
+    def _itc_metrics(self, sim: torch.Tensor, caption_image: np.ndarray) -> tuple[dict[str, float], list[ItemScores]]:
         s = sim.float().cpu().numpy()
-        return recall_at_k(s, s, caption_image, self.ks)
+        return recall_with_items(s, s, caption_image, self.ks)
 
     @staticmethod
     def _candidates(sim: torch.Tensor, caption_image: np.ndarray, k_t: int, k_i: int) -> tuple[torch.Tensor, ...]:
