@@ -14,10 +14,11 @@ Only the paper's abstract is public; REFERENCES.md s1 holds the specification im
   the text query state and ``z_v`` the attended image context (mean squared difference per
   channel; default weight 0, see below).
 
-Where we depart from REFERENCES.md s1, and why. Measured on the quickstart's encoder and data
-(1000 test images x 5 captions, one training seed; Spearman between severity 0/1/3/5 and the
-per-sample weight of the corrupted modality, pooled over samples; the issue "An honest fusion
-comparison" asks for < -0.3; ``benchmarks/mafs_adaptivity.py`` computes it from a run):
+Where we depart from REFERENCES.md s1, and why. Measured with ``python
+benchmarks/mafs_variants.py`` (the quickstart's encoder, training pool and recipe, training seed
+0; retrieval on 1000 test images x 5 captions, k 16; Spearman between severity 0/1/3/5 and the
+per-sample weight of the corrupted modality; the issue "An honest fusion comparison" asks for
+< -0.3; the README's "MA-AFS variants" table lists every variant's numbers):
 
 * **Fixed reference banks** (option ``bank_size``, default 1000). The specification takes the
   banks from the task's candidate set (the retrieval gallery). In training that set was the
@@ -25,43 +26,41 @@ comparison" asks for < -0.3; ``benchmarks/mafs_adaptivity.py`` computes it from 
   whole, so the same caption got a different ``H_t`` at test than in training. Here both banks
   are clean embeddings of training-split items that the head never trains on (``fit_reference``),
   stored with the weights, and used unchanged in training and at test, for every task. With them
-  ``H_v`` rises only under image corruptions and ``H_t`` only under text ones (gaussian_noise
-  severity 5: H_v 0.376 -> 0.437, H_t unchanged).
+  ``H_v`` rises only under image corruptions and ``H_t`` only under text ones.
 * **Bank agreement instead of pair agreement** (option ``cues``; default
   ``[h_v, h_t, a_v, a_t]``). The specification's agreement ``a = cos(v, t)`` is the ITC match
-  score itself, the one cue that tells a positive from a hard negative. Trained end to end with
-  it, the scheduler learns a discriminative function of it: retrieval improves (clean r_mean
-  0.844 against fixed-sum's 0.817) and alpha_v *rises* as the image degrades (Spearman +0.49
-  gaussian_noise, +0.64 motion_blur, +0.46 occlusion). We keep the cross-modal agreement idea
-  per item instead: ``a_v`` is the image's largest cosine with the text bank (does it look like
-  *some* known caption's image?), ``a_t`` the caption's largest cosine with the image bank.
-  Neither depends on the pair, so neither hands the ITM head the answer. The pair agreement is
-  still a cue (``cues: [h_v, h_t, agreement]`` is the specification's input) for ablations.
+  score itself, the one cue that tells a positive from a hard negative. Trained on the ITM loss
+  with it, the scheduler learns a discriminative function of it: retrieval improves (clean
+  r_mean 0.847 against fixed-sum's 0.817) while alpha_v *rises* as the image degrades (Spearman
+  +0.49 gaussian_noise, +0.63 motion_blur, +0.76 occlusion). We keep the cross-modal agreement
+  idea per item instead: ``a_v`` is the image's largest cosine with the text bank (does it look
+  like the image of *some* known caption?), ``a_t`` the caption's largest cosine with the image
+  bank. Neither depends on the pair, so neither hands the ITM head the answer. The pair
+  agreement stays available as a cue (``cues: [h_v, h_t, agreement]`` is the specification's
+  input) for ablations.
 * **A reliability target for the scheduler** (``reliability_weight``, default 1, and
   ``detach_alpha``, default true). With only the ITM loss (and the KL term), the scheduler has
   no reason to trust a degraded side less: image-text matching needs both sides, and the loss
-  is lowest when alpha carries whatever separates positives from negatives. Measured with the
-  item-level cues and the ITM loss alone: Spearman +0.11 / +0.27 / +0.45 on the three image
-  corruptions. The training degradations' strengths are known, so the scheduler is trained to
-  predict each side's reliability, ``(1 - s_v, 1 - s_t)`` normalised (:func:`reliability_target`),
-  by cross-entropy; with ``detach_alpha`` the fusion uses alpha but the ITM loss does not train
-  the scheduler, so alpha stays a reliability estimate (ITM gradient and target together,
-  ``detach_alpha: false``, reached only -0.16 on motion_blur).
+  is lowest when alpha carries whatever separates positives from negatives. With the item-level
+  cues and the ITM loss alone: Spearman +0.11 / +0.27 / +0.45 on the three image corruptions.
+  The training degradations' strengths are known, so the scheduler is trained to predict each
+  side's reliability, ``(1 - s_v, 1 - s_t)`` normalised (:func:`reliability_target`), by
+  cross-entropy; with ``detach_alpha`` the fusion uses alpha but the ITM loss does not train
+  the scheduler, so alpha stays a reliability estimate.
 * **Standardised cues**: the scheduler reads ``(cue - mean) / std`` with the statistics of the
   clean training pool (buffers ``cue_mean``, ``cue_std``).
 * **Scheduler learning rate** ``scheduler_lr_scale`` (default 10) times the head's: its last
   layer starts at zero (= the fixed-sum weights) and must move within a short recipe.
+* The DMS consistency term is implemented (``consistency_weight``) and off by default (see the
+  README's table for its effect).
 
-What this reaches (default options): Spearman -0.52 gaussian_noise, -0.31 motion_blur, -0.56
-occlusion, -0.23 keyboard, -0.08 word_delete. The text corruptions stay above the target: on
-templated captions a typo or a deleted word leaves the caption looking like a valid caption
-(``a_t`` 0.956 -> 0.944 and ``H_t`` 0.377 -> 0.387 under word_delete at severity 5), so no
-per-item cue sees it; only the pair agreement does (0.969 -> 0.765), and that cue is the ITC
-score. Trained on the reliability target only (detached) with the pair agreement as an extra
-cue, the text side does not improve (-0.25 / -0.10). Also tried: the reliability target on
-matched pairs only, three times its weight, and feature noise as the only degradation; none did
-better on all five. The price of adaptation: clean r_mean 0.791 against fixed-sum's 0.817 on the
-same seed, since the ITM head must cope with weights that move.
+What the default reaches: Spearman -0.52 gaussian_noise, -0.31 motion_blur, -0.56 occlusion,
+-0.23 keyboard, -0.08 word_delete. The text corruptions stay above the target: on templated
+captions a typo or a deleted word leaves the caption looking like a valid caption, so no
+per-item cue sees it (measured on the quickstart's fusion_cues.csv: under word_delete at
+severity 5 the mean ``a_t`` falls only from 0.956 to 0.944); only the pair agreement does, and
+that cue is the ITC score. The price of adaptation: clean r_mean 0.791 against fixed-sum's 0.817
+on the same seed, since the ITM head must cope with weights that move.
 
 Which text states are the queries ``h_text`` (option ``queries``) is our choice, not the paper's:
 
