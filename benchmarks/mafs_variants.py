@@ -8,6 +8,7 @@ between severity (0 = clean) and the per-sample weight of the corrupted modality
 at severity 5 in brackets), as ``benchmarks/mafs_adaptivity.py`` computes it from a run.
 
     python benchmarks/mafs_variants.py                       # the variants of mafs.py's docstring
+    python benchmarks/mafs_variants.py --more                # and further design variants
     python benchmarks/mafs_variants.py --variants '[["mine", "mafs", {"kl_weight": 0.1}, {}]]'
 
 A variant is ``[label, method, method options, fusion_train overrides]``. Trains the encoder
@@ -41,6 +42,11 @@ DEFAULT_VARIANTS = [
     ["mafs (default)", "mafs", {}, {}],
     ["ITM only, item cues", "mafs", {"reliability_weight": 0.0, "detach_alpha": False}, {}],
     ["ITM only, + pair agreement", "mafs", {"reliability_weight": 0.0, "detach_alpha": False, "cues": ALL_CUES}, {}],
+]
+#: further variants of the design, for ``--variants``: the specification's cues with the target,
+#: the target without detaching, the pair agreement as an extra cue, the target on matched pairs
+#: only, the DMS consistency term
+MORE_VARIANTS = [
     ["spec cues, ITM + target", "mafs", {"detach_alpha": False, "cues": ["h_v", "h_t", "agreement"]}, {}],
     ["ITM + target, not detached", "mafs", {"detach_alpha": False}, {}],
     ["detached, + pair agreement", "mafs", {"cues": ALL_CUES}, {}],
@@ -52,9 +58,10 @@ DEFAULT_VARIANTS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", default=None, help="JSON list of [label, method, options, train overrides]")
+    parser.add_argument("--more", action="store_true", help="also run MORE_VARIANTS")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     args = parser.parse_args()
-    variants = json.loads(args.variants) if args.variants else DEFAULT_VARIANTS
+    variants = json.loads(args.variants) if args.variants else DEFAULT_VARIANTS + (MORE_VARIANTS if args.more else [])
 
     suite = load_suite(SUITE)
     dataset, backend = preflight(suite)
