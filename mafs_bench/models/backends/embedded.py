@@ -54,6 +54,8 @@ class EmbeddedBackend(Backend):
             raise ValueError("backend.options.fusion_train.seed: training seeds are the suite field `seeds`")
         for key in ("augmentations", "corruptions"):
             if key in ft:
+                if not isinstance(ft[key], (list, tuple)):
+                    raise ValueError(f"backend.options.fusion_train.{key} must be a list of names, got {ft[key]!r}")
                 ft[key] = tuple(ft[key])
         self.fusion_train = FusionTrainConfig(**ft)
         self.fusion_pool = fusion_pool
@@ -63,7 +65,18 @@ class EmbeddedBackend(Backend):
         self.method_options = methods or {}
 
     def preflight(self, models: list[str]) -> list[str]:
-        return [FUSIONS.unknown_message(m) for m in models if m not in FUSIONS]
+        """Unknown methods, and method options a method refuses (checked on a tiny instance)."""
+        problems = [FUSIONS.unknown_message(m) for m in models if m not in FUSIONS]
+        unknown = sorted(set(self.method_options) - set(models))
+        if unknown:
+            problems.append(f"backend.options.methods: options for models the suite does not list: {unknown}")
+        for name in models:
+            if name in FUSIONS:
+                try:
+                    create_fusion(name, 16, 16, **{"width": 16, "heads": 2, **self.method_options.get(name, {})})
+                except (TypeError, ValueError) as err:
+                    problems.append(f"backend.options.methods.{name}: {err}")
+        return problems
 
     def split_pool(self, n_train: int) -> tuple[slice, slice]:
         """Training-split rows of the fusion pool and of the reference banks (disjoint).
