@@ -218,3 +218,18 @@ def test_legacy_pt_files_are_ignored(tmp_path: Path, no_unpickling: Path) -> Non
     assert not no_unpickling.exists()
     cache.save_weights("encoder", CFG, {"w": torch.ones(2)}, {})
     assert torch.equal(cache.load_weights("encoder", CFG)["state_dict"]["w"], torch.ones(2))
+
+
+def test_cached_weights_that_do_not_fit_are_retrained_not_a_crash() -> None:
+    """A cache entry whose recipe matches but whose tensors do not fit the module is not used."""
+    import warnings
+
+    from mafs_bench.models.backends.embedded import load_into
+    from mafs_bench.models.fusion import create_fusion
+
+    method = create_fusion("fixed_sum", 16, 16, width=16, heads=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert load_into(method, {"head.weight": torch.zeros(3, 3)}, "fusion head fixed_sum") is False
+    assert any(issubclass(w.category, cache.CacheWarning) and "fixed_sum" in str(w.message) for w in caught)
+    assert load_into(method, method.state_dict(), "fusion head fixed_sum") is True

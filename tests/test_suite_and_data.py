@@ -184,3 +184,32 @@ def test_bad_training_seeds_are_named(seeds: list[int], message: str) -> None:
 def test_training_seeds_default_to_the_seed() -> None:
     assert suite_from_dict({**BASE, "seed": 7}, "s.yaml").training_seeds == [7]
     assert suite_from_dict({**BASE, "seeds": [2, 0]}, "s.yaml").training_seeds == [2, 0]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"backend": {"name": "embedded", "options": {"fusion_train": {"steps": 0}}}}, "fusion_train.steps must be an integer >= 1, got 0"),
+    ({"backend": {"name": "embedded", "options": {"encoder_train": {"steps": -1}}}}, "encoder_train.steps must be an integer >= 1, got -1"),
+    ({"backend": {"name": "embedded", "options": {"fusion_train": {"augmentations": "image_feature_noise"}}}},
+     "fusion_train.augmentations must be a list of names, got 'image_feature_noise'"),
+    ({"backend": {"name": "embedded", "options": {"fusion_train": {"augmentations": ["text_feature_noise"] * 2}}}},
+     "lists a name twice"),
+    ({"backend": {"name": "embedded", "options": {"fusion_train": {"corruptions": ["caption_shuffle"]}}}},
+     "'caption_shuffle' is a pair corruption"),
+    ({"models": ["clip", "mafs"], "backend": {"name": "embedded", "options": {"methods": {"mafs": {"cues": ["foo"]}}}}},
+     "backend.options.methods.mafs: fusion option cues"),
+    ({"models": ["clip", "mafs"], "backend": {"name": "embedded", "options": {"methods": {"mafs": {"bank_size": 1}}}}},
+     "backend.options.methods.mafs: fusion option bank_size"),
+    ({"backend": {"name": "embedded", "options": {"methods": {"mafss": {}}}}}, "options for models the suite does not list"),
+    ({"dataset": {"name": "embedded_world", "options": {"size": -5}}}, "dataset.options.size must be a positive integer, got -5"),
+    ({"dataset": {"name": "embedded_world", "options": {"split": "tset"}}}, "dataset.options.split must be 'test' or 'val'"),
+])
+def test_bad_backend_and_dataset_options_stop_in_preflight(change: dict, message: str) -> None:
+    """Found before any training, naming the option path and the value."""
+    with pytest.raises(PreflightError) as info:
+        preflight(suite_from_dict({**BASE, **change}, "s.yaml"))
+    assert message in str(info.value)
+
+
+def test_fractional_recall_k_is_refused() -> None:
+    with pytest.raises(SuiteError, match="whole numbers"):
+        suite_from_dict({**BASE, "tasks": [{"name": "retrieval", "k": 4, "ks": [1.5]}]}, "s.yaml")

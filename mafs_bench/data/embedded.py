@@ -28,6 +28,11 @@ class EmbeddedWorld(Dataset):
 
     def __init__(self, split: str = "test", size: int = DEFAULT_TEST_SIZE, train_size: int = 20000,
                  seed: int = 0, world: dict[str, Any] | None = None) -> None:
+        if split not in ("test", "val"):
+            raise ValueError(f"dataset.options.split must be 'test' or 'val', got {split!r}")
+        for name, value in (("size", size), ("train_size", train_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"dataset.options.{name} must be a positive integer, got {value!r}")
         self.split = split
         self.size = size
         self.train_size = train_size

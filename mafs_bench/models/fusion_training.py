@@ -68,9 +68,18 @@ class FusionTrainConfig:
 
     def __post_init__(self) -> None:
         check_augmentations(self.augmentations)
+        for field, names in (("augmentations", self.augmentations), ("corruptions", self.corruptions)):
+            if len(set(names)) != len(names):
+                raise ValueError(f"fusion_train.{field} lists a name twice: {list(names)}")
         for name in self.corruptions:
             if name not in corruptions.CORRUPTIONS:
                 raise ValueError(f"fusion_train.corruptions: {corruptions.CORRUPTIONS.unknown_message(name)}")
+            if corruptions.get(name).modality not in ("image", "text"):
+                raise ValueError(f"fusion_train.corruptions: {name!r} is a {corruptions.get(name).modality} corruption; "
+                                 "training views take image or text corruptions only")
+        for field, low in (("steps", 1), ("batch_size", 2)):
+            if not isinstance(getattr(self, field), int) or getattr(self, field) < low:
+                raise ValueError(f"fusion_train.{field} must be an integer >= {low}, got {getattr(self, field)!r}")
         if not 0.0 <= self.augment_prob <= 1.0:
             raise ValueError(f"fusion_train.augment_prob must be in [0, 1], got {self.augment_prob}")
 
@@ -273,8 +282,8 @@ def _degraded_batch(views: list, idx: torch.Tensor, names: list[str], prob: floa
                     gen: torch.Generator) -> tuple[ImageFeatures | TextFeatures, torch.Tensor]:
     """Rows ``idx`` of the clean view, each degraded with probability ``prob`` by one of ``names``
     (uniform choice) at a strength drawn from U(0, 1); returns the features and each row's
-    strength (0 = untouched; the corrupted view's severity / 5). Every draw is made for every
-    row, so the stream does not depend on which rows are degraded."""
+    strength (0 = untouched; the corrupted view's severity / 5). The choices are drawn for every
+    row; the augmentations then draw for the rows they degrade. No draw depends on the method."""
     fields = _select_view(views, torch.zeros(len(idx), dtype=torch.long), idx)
     feature_augs = [n for n in names if n != CORRUPTED_VIEW]
     b = len(idx)

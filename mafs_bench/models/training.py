@@ -41,6 +41,11 @@ class EncoderTrainConfig:
     precision: str = "bf16"
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for field, low in (("steps", 1), ("batch_size", 2)):
+            if not isinstance(getattr(self, field), int) or getattr(self, field) < low:
+                raise ValueError(f"encoder_train.{field} must be an integer >= {low}, got {getattr(self, field)!r}")
+
     def as_dict(self) -> dict:
         return asdict(self)
 

@@ -269,7 +269,7 @@ def preflight(suite: Suite) -> tuple[Any, Any]:
         dataset = create_dataset(suite.dataset.name, **suite.dataset.options)
     except DataMissingError as err:
         problems.append(str(err))
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         problems.append(f"suite field dataset.options: {err}")
     try:
         backend = create_backend(suite.backend.name, **{"seed": suite.seed, **suite.backend.options})

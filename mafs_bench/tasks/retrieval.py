@@ -255,6 +255,8 @@ class Retrieval(Task):
     def __init__(self, k: int = 16, ks: tuple[int, ...] | list[int] = RECALL_KS, chunk: int = 4096) -> None:
         if k < 1:
             raise ValueError(f"retrieval k must be >= 1, got {k}")
+        if any(isinstance(x, bool) or not float(x).is_integer() for x in ks):
+            raise ValueError(f"retrieval ks must be whole numbers, got {list(ks)}")
         ks = tuple(sorted(set(int(x) for x in ks)))
         if not ks or ks[0] < 1:
             raise ValueError(f"retrieval ks must be a non-empty list of K >= 1, got {list(ks)}")

@@ -10,6 +10,7 @@ them, so the second run of a suite trains nothing. Methods sharing a network des
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +23,18 @@ from ..tokenizer import WordTokenizer
 from ..fusion_training import FusionTrainConfig, build_fusion_data, train_fusion
 from ..training import EncoderTrainConfig, train_encoder
 from .base import BACKENDS, Backend, ModelBundle, ProgressFactory
+
+
+def load_into(module: torch.nn.Module, state_dict: dict[str, Any], what: str) -> bool:
+    """Load cached weights; False (with a :class:`cache.CacheWarning`) when they do not fit the
+    module (a cache file whose recipe matches but whose tensors do not), so the caller retrains."""
+    try:
+        module.load_state_dict(state_dict)
+    except (RuntimeError, KeyError, ValueError) as err:
+        warnings.warn(f"cached weights of the {what} do not fit it ({str(err).splitlines()[0]}); training again",
+                      cache.CacheWarning, stacklevel=2)
+        return False
+    return True
 
 
 @BACKENDS.register("embedded")
@@ -54,6 +67,8 @@ class EmbeddedBackend(Backend):
             raise ValueError("backend.options.fusion_train.seed: training seeds are the suite field `seeds`")
         for key in ("augmentations", "corruptions"):
             if key in ft:
+                if not isinstance(ft[key], (list, tuple)):
+                    raise ValueError(f"backend.options.fusion_train.{key} must be a list of names, got {ft[key]!r}")
                 ft[key] = tuple(ft[key])
         self.fusion_train = FusionTrainConfig(**ft)
         self.fusion_pool = fusion_pool
@@ -63,7 +78,18 @@ class EmbeddedBackend(Backend):
         self.method_options = methods or {}
 
     def preflight(self, models: list[str]) -> list[str]:
-        return [FUSIONS.unknown_message(m) for m in models if m not in FUSIONS]
+        """Unknown methods, and method options a method refuses (checked on a tiny instance)."""
+        problems = [FUSIONS.unknown_message(m) for m in models if m not in FUSIONS]
+        unknown = sorted(set(self.method_options) - set(models))
+        if unknown:
+            problems.append(f"backend.options.methods: options for models the suite does not list: {unknown}")
+        for name in models:
+            if name in FUSIONS:
+                try:
+                    create_fusion(name, 16, 16, **{"width": 16, "heads": 2, **self.method_options.get(name, {})})
+                except (TypeError, ValueError) as err:
+                    problems.append(f"backend.options.methods.{name}: {err}")
+        return problems
 
     def split_pool(self, n_train: int) -> tuple[slice, slice]:
         """Training-split rows of the fusion pool and of the reference banks (disjoint).
@@ -98,6 +124,8 @@ class EmbeddedBackend(Backend):
                    "context_length": self.context_length, "train": self.encoder_train.as_dict(), "data": recipe}
         info: dict[str, Any] = {"encoder_key": cache.config_key(enc_key, "encoder")}
         cached = cache.load_weights("encoder", enc_key)
+        if cached is not None and not load_into(encoder, cached["state_dict"], "encoder"):
+            cached = None
         if cached is None:
             torch.manual_seed(self.encoder_train.seed)  # open_clip initialises from torch's default generator
             encoder = DualEncoder(self.encoder_config, tokenizer, precision=precision)
@@ -109,7 +137,6 @@ class EmbeddedBackend(Backend):
                                {"final_loss": losses[-1], "seconds": time.time() - start})
             info["encoder_trained"] = True
         else:
-            encoder.load_state_dict(cached["state_dict"])
             info["encoder_trained"] = False
         encoder.eval().to(device)
         info["encoder_params"] = sum(p.numel() for p in encoder.parameters())
@@ -130,6 +157,8 @@ class EmbeddedBackend(Backend):
                            "train": train_cfg.as_dict(), "pool": self.fusion_pool, "reference": self.reference_size}
                     key_hash = cache.config_key(key, "fusion")
                     state = trained.get(key_hash) or cache.load_weights("fusion", key)
+                    if state is not None and not load_into(method, state["state_dict"], f"fusion head {name}"):
+                        state = None
                     if state is None:
                         if pool_data is None:
                             images, captions, _ = train_split()
@@ -144,8 +173,6 @@ class EmbeddedBackend(Backend):
                                               progress(f"train {method.network} ({name}) seed {seed}", train_cfg.steps))
                         cache.save_weights("fusion", key, method.state_dict(), {"final_loss": losses[-1], "method": name})
                         state = {"state_dict": method.state_dict()}
-                    else:
-                        method.load_state_dict(state["state_dict"])
                     trained[key_hash] = state
                     method.weights_id = key_hash
                     info[f"{name}_params"] = sum(p.numel() for p in method.parameters())

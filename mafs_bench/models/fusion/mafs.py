@@ -98,14 +98,20 @@ class ScheduledFusion(FusionMethod):
         scheduler_hidden, temperature: scheduler MLP width and softmax temperature.
         kl_weight: weight of KL(alpha || uniform).
         consistency_weight: weight of the DMS consistency term (0 = off).
-        cues: scheduler inputs, a subset of ``("h_v", "h_t", "agreement")``.
+        reliability_weight: weight of the reliability target's cross-entropy (0 = off).
+        detach_alpha: the fusion uses alpha without passing the task loss's gradient to the
+            scheduler (it then learns from the reliability target and the regularisers only).
+        reliability_pairs: ``"all"`` training pairs or only ``"matched"`` ones for the target.
+        cues: scheduler inputs, a non-empty subset of :data:`CUE_NAMES`
+            (``h_v, h_t, agreement, a_v, a_t``).
         bank_size: rows of each reference bank (taken by :meth:`fit_reference`).
         scheduler_lr_scale: the scheduler's learning rate relative to the head's.
         fixed_alpha_v: constant image weight (the ``fixed_sum`` ablation); None = scheduled.
         queries: ``"cls"`` or ``"tokens"`` (module docstring).
 
     Raises:
-        ValueError: unknown ``queries`` or cue names, empty ``cues``, ``bank_size < 2``.
+        ValueError: unknown ``queries``, ``reliability_pairs`` or cue names, empty ``cues``,
+            ``bank_size < 2``.
     """
 
     network = "scheduled_fusion"
