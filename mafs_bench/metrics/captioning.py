@@ -35,6 +35,8 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
+from ._checks import check_item
+
 __all__ = [
     "CAPTION_METRICS",
     "JAVA_MISSING_MESSAGE",
@@ -98,22 +100,7 @@ def _check_items(
             )
         raise ValueError("ids of predictions and references differ; " + "; ".join(problems))
     for i in ids:
-        if not isinstance(predictions[i], str):
-            raise TypeError(
-                f"prediction of id {i!r} is {type(predictions[i]).__name__}, not str "
-                "(give one caption per id)"
-            )
-        captions = references[i]
-        if isinstance(captions, str):
-            raise TypeError(
-                f"references of id {i!r} is the str {captions!r}; give a list of reference "
-                f"captions, e.g. [{captions!r}]"
-            )
-        if len(captions) == 0:
-            raise ValueError(f"id {i!r} has no reference captions")
-        for caption in captions:
-            if not isinstance(caption, str):
-                raise TypeError(f"references of id {i!r} hold a {type(caption).__name__}, not str")
+        check_item(f"id {i!r}", predictions[i], references[i], "captions", "references")
     return ids
 
 

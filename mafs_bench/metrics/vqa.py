@@ -55,6 +55,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._checks import check_item
+
 __all__ = [
     "ARTICLES",
     "CONTRACTIONS",
@@ -165,20 +167,7 @@ def _check_items(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -
             "give one list of reference answers per prediction"
         )
     for index, (prediction, references) in enumerate(zip(predictions, answers, strict=True)):
-        if not isinstance(prediction, str):
-            raise TypeError(f"prediction of item {index} is {type(prediction).__name__}, not str")
-        if isinstance(references, str):
-            raise TypeError(
-                f"answers of item {index} is the str {references!r}; give a list of reference "
-                f"answers, e.g. [{references!r}]"
-            )
-        if len(references) == 0:
-            raise ValueError(f"item {index} has no reference answers")
-        for reference in references:
-            if not isinstance(reference, str):
-                raise TypeError(
-                    f"answers of item {index} hold a {type(reference).__name__}, not str"
-                )
+        check_item(f"item {index}", prediction, references, "answers", "answers")
 
 
 def _item_accuracy(prediction: str, references: list[str]) -> float:
