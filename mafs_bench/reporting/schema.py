@@ -66,18 +66,7 @@ method that reports weights without cues), in file order."""
 WEIGHT_VALUES: Final[tuple[str, ...]] = ("alpha_v", "alpha_t", "h_v", "h_t", "agreement", "a_v", "a_t")
 """The numeric columns of ``fusion_weights.csv``."""
 
-ITEMS_KEY: Final[tuple[str, ...]] = (
-    "model",
-    "seed",
-    "task",
-    "dataset",
-    "domain",
-    "corruption",
-    "modality",
-    "severity",
-    "query",
-    "item",
-)
+ITEMS_KEY: Final[tuple[str, ...]] = (*METRICS_COLUMNS[: METRICS_COLUMNS.index("metric")], "query", "item")
 """Key columns of the items file (``items.csv.gz``), in file order; the value columns follow.
 
 One row per (model, seed, task, cell, query kind, item): ``query`` is the kind of query (for
