@@ -141,10 +141,8 @@ def read_fusion(path: Path) -> pd.DataFrame | None:
 def label_runs(paths: Sequence[Path]) -> list[str]:
     """Unique labels: directory names, then ``parent/name``, then ``name-2``, ``name-3``..."""
     resolved = [Path(p).resolve() for p in paths]
-    labels = [p.name for p in resolved]
-    for i, p in enumerate(resolved):
-        if labels.count(labels[i]) > 1:
-            labels[i] = f"{p.parent.name}/{p.name}"
+    names = [p.name for p in resolved]
+    labels = [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in resolved]
     seen: dict[str, int] = {}
     out = []
     for label in labels:
