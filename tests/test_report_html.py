@@ -87,6 +87,8 @@ def test_robustness_table_per_task_with_reference_and_baseline(report) -> None:
     assert (ref["ce"] == 1.0).all()  # the suite's reference model, renamed with its run
     base = table[(table["model"] == "fixed_sum [a]") & (table["level"] == "all")]
     assert (base["effective_robustness"] == 0.0).all()
+    markdown = (out / "robustness.md").read_text()
+    assert "## captioning" in markdown and "### all corruptions" in markdown and "### ce by family" in markdown
     captioning = table[table["task"] == "captioning"]
     assert captioning["ce"].isna().all() and captioning["relative_ce"].notna().any()  # CIDEr has no error rate
     retrieval = table[table["task"] == "retrieval"]

@@ -32,6 +32,6 @@ def report(
     with friendly_errors(*known_errors()):
         result = build_report(run_dirs, out, resamples=resamples)
     console.print(f"Wrote {result.html} ({result.figures} figures; tasks: {', '.join(result.tasks)}), "
-                  f"{out / 'leaderboard.md'}, {out / 'robustness.csv'} and "
+                  f"{out / 'leaderboard.md'}, {out / 'robustness.md'} and "
                   f"{sum(p.parent.name == 'entries' for p in result.files)} entries in {out / 'entries'}/",
                   highlight=False, markup=False, soft_wrap=True)

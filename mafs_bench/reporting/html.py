@@ -11,7 +11,7 @@ Sections (their HTML ids, which the end-to-end test checks): ``runs`` (runs and 
 ``fusion-weights``, ``gallery``, ``entries``, ``definitions``.
 
 Files written into the output folder: ``report.html``, ``leaderboard.csv`` / ``leaderboard.md``
-(merged), ``robustness.csv``, ``figures/*.png`` (the embedded figures, also as files) and
+(merged), ``robustness.csv`` / ``robustness.md``, ``figures/*.png`` (the embedded figures, also as files) and
 ``entries/*.json``.
 """
 
@@ -51,11 +51,12 @@ from mafs_bench.reporting.plots import (
     plot_heatmap,
     plot_robustness_curves,
 )
-from mafs_bench.reporting.robustness import MEASURES, robustness_table
+from mafs_bench.reporting.robustness import MEASURES, robustness_markdown, robustness_table
 from mafs_bench.reporting.schema import SchemaError, in_domain, is_clean
 
 REPORT_HTML: Final[str] = "report.html"
 ROBUSTNESS_CSV: Final[str] = "robustness.csv"
+ROBUSTNESS_MD: Final[str] = "robustness.md"
 FIGURES_DIR: Final[str] = "figures"
 
 SECTIONS: Final[tuple[tuple[str, str], ...]] = (
@@ -134,14 +135,17 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, resamples:
     files = write_leaderboard(board, out, metrics, None, seen)
 
     tables = []
+    references = {}
     for task in tasks:
         run = _first_run(merged, task)
         reference, baseline = (run.model_name(_orig_task(run, task), m) if m else None for m in run.report_models())
+        references[task] = (reference, baseline)
         tables.append(robustness_table(metrics, task, merged.primary[task], reference, baseline, homes[task],
                                        merged.items, _meta_for(merged, run), resamples, seed))
     robustness = pd.concat(tables, ignore_index=True)
     robustness.to_csv(out / ROBUSTNESS_CSV, index=False, lineterminator="\n", float_format="%.6g")
-    files.append(out / ROBUSTNESS_CSV)
+    (out / ROBUSTNESS_MD).write_text(robustness_markdown(robustness, references), encoding="utf-8", newline="\n")
+    files += [out / ROBUSTNESS_CSV, out / ROBUSTNESS_MD]
 
     palette = sorted(dict.fromkeys([*metrics["model"], *([] if merged.weights is None else merged.weights["model"])]))
     pictures = _Figures(figures)

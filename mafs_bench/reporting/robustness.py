@@ -354,5 +354,51 @@ def _replicate_cells(items: pd.DataFrame | None, meta: Mapping | None, task: str
     return {key: mean[:, c, :] for key, c in cell_index.items()}
 
 
-__all__ = ["ALL", "KEY_COLUMNS", "MEASURES", "UNBOUNDED_METRICS", "Curve", "aggregate", "robustness_table",
-           "severity_curves"]
+MARKDOWN_BY_FAMILY: Final[tuple[str, ...]] = ("relative_robustness", "ce", "effective_robustness")
+"""Measures :func:`robustness_markdown` tabulates model x family."""
+
+
+def robustness_markdown(table: pd.DataFrame, references: Mapping[str, tuple[str | None, str | None]] | None = None) -> str:
+    """``robustness.md``: per task the overall row of every model (each measure with its interval),
+    then model x family tables of :data:`MARKDOWN_BY_FAMILY`.
+
+    Args:
+        table: :func:`robustness_table` rows of one or several tasks.
+        references: task -> (reference model, baseline model), named in each section.
+    """
+    from mafs_bench.reporting.leaderboard import _markdown_table
+
+    lines = ["# mafs-bench robustness aggregates", "",
+             "Definitions: `mafs_bench/reporting/robustness.py` (and report.html). `all` = every corruption "
+             "(shifted domains excluded); `ce` = mCE, `relative_ce` = relative mCE (ImageNet-C), `mmi` = MultiModal "
+             "Impact (MMRobustness), `auc` = normalised area under the severity curve, `effective_robustness` = "
+             "against the baseline model (MultiBench). Each value with its 95% bootstrap interval when the run has items.",
+             ""]
+    for task, rows in table.groupby("task", sort=False):
+        reference, baseline = (references or {}).get(str(task), (None, None))
+        lines += [f"## {task}", "", f"Metric `{rows['metric'].iloc[0]}`; reference model `{reference}`, "
+                  f"baseline model `{baseline}`.", ""]
+        overall = rows[rows["level"] == "all"]
+        if not overall.empty:
+            shown = pd.DataFrame({"model": overall["model"].to_numpy()})
+            for measure in MEASURES:
+                shown[measure] = [_with_interval(v, lo, hi) for v, lo, hi in
+                                  zip(overall[measure], overall[measure + "_ci_low"], overall[measure + "_ci_high"],
+                                      strict=True)]
+            lines += ["### all corruptions", "", *_markdown_table(shown), ""]
+        families = rows[rows["level"] == "family"]
+        for measure in MARKDOWN_BY_FAMILY:
+            pivot = families.pivot_table(index="model", columns="name", values=measure, dropna=False, sort=False)
+            pivot = pivot.reindex(columns=list(dict.fromkeys(families["name"])))
+            lines += [f"### {measure} by family", "", *_markdown_table(pivot.reset_index()), ""]
+    return "\n".join(lines)
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    if not np.isfinite(value):
+        return ""
+    return f"{value:.3f}" + (f" [{low:.3f}, {high:.3f}]" if np.isfinite(low) and np.isfinite(high) else "")
+
+
+__all__ = ["ALL", "KEY_COLUMNS", "MEASURES", "UNBOUNDED_METRICS", "Curve", "aggregate", "robustness_markdown",
+           "robustness_table", "severity_curves"]
