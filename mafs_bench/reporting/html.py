@@ -339,6 +339,9 @@ def _robustness_html(merged: Merged, robustness: pd.DataFrame) -> str:
                      f"<code>{_e(str(reference))}</code>, baseline model <code>{_e(str(baseline))}</code></small></h3>")
         for level, title in (("family", None), ("corruption", "per corruption")):
             shown = rows[rows["level"] != "corruption"] if level == "family" else rows[rows["level"] == "corruption"]
+            names = list(dict.fromkeys(shown.sort_values("level", key=lambda c: c != "all", kind="stable")["name"]))
+            shown = shown.assign(_order=shown["name"].map({n: i for i, n in enumerate(names)}))
+            shown = shown.sort_values(["_order", "model"], kind="stable")  # models side by side per family
             header = ["model", "family" if level == "family" else "corruption", "modality", "corruptions"]
             header += [MEASURE_LABELS[m] if level == "family" else MEASURE_LABELS[m].replace("mCE", "CE")
                        for m in MEASURES]
@@ -387,7 +390,8 @@ def _gallery_html(merged: Merged) -> str:
             body = [[_e(row["corruption"]), _e(row["modality"]), _e(row["family"]),
                      *(_e(row["severities"].get(s, "")) for s in severities)] for row in record["text"]]
             parts.append(f"<p>Caption {record.get('caption_id')} (clean): <q>{_e(record.get('caption', ''))}</q></p>")
-            parts.append(_table(["corruption", "modality", "family", *(f"severity {s}" for s in severities)], body))
+            parts.append(_table(["corruption", "modality", "family", *(f"severity {s}" for s in severities)], body,
+                                css="text"))
     return "".join(parts)
 
 
@@ -440,11 +444,13 @@ def _score_cell(value: Any, sd: Any, low: Any, high: Any) -> str:
     return f"<td data-sort='{value:.6g}'>{text}</td>"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], sortable: bool = False, raw: bool = False) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], sortable: bool = False, raw: bool = False,
+           css: str = "") -> str:
     """A table; ``rows`` hold escaped cell texts, or whole ``<td>`` elements when ``raw``."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(c if raw else f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    cls = " class='sortable'" if sortable else ""
+    classes = " ".join(c for c in ("sortable" if sortable else "", css) if c)
+    cls = f" class='{classes}'" if classes else ""
     return f"<div class='scroll'><table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
@@ -504,7 +510,7 @@ nav ul{columns:3;list-style:none;padding:0} nav a{text-decoration:none}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right;vertical-align:top}
 th{background:#f3f3f3;cursor:pointer;position:sticky;top:0} td:nth-child(-n+2){text-align:left}
 th[data-dir=asc]::after{content:" \\25B2"} th[data-dir=desc]::after{content:" \\25BC"}
-.sd{color:#555} .ci{color:#777;font-size:.9em} .ns{color:#b35900;font-weight:bold}
+table.text td{text-align:left} .sd{color:#555} .ci{color:#777;font-size:.9em} .ns{color:#b35900;font-weight:bold}
 figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee} figcaption{color:#555;font-size:.9em}
 .note{color:#777;font-style:italic} dt{font-weight:bold;margin-top:.6em} code{background:#f6f6f6;padding:0 .2em}
 """
