@@ -31,7 +31,7 @@ import pandas as pd
 from mafs_bench import __version__
 from mafs_bench.reporting.bootstrap import ALPHA, BOOTSTRAP_SEED, RESAMPLES
 from mafs_bench.reporting.entries import build_entries, write_entries
-from mafs_bench.reporting.families import DOMAIN_FAMILY, corruption_families
+from mafs_bench.reporting.families import corruption_families
 from mafs_bench.reporting.leaderboard import (
     CI_HIGH,
     CI_LOW,
@@ -44,7 +44,6 @@ from mafs_bench.reporting.leaderboard import (
 )
 from mafs_bench.reporting.merge import Merged, Run, merge_runs
 from mafs_bench.reporting.plots import (
-    model_styles,
     plot_domain_shift,
     plot_family_curves,
     plot_fusion_weights,

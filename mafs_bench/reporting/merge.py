@@ -19,14 +19,14 @@ Reads only results files (``metrics.csv``, ``items.csv.gz``, ``run.json``, ``fus
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
 
-from mafs_bench.reporting.report import DEFAULT_PRIMARY, METRICS_FILE, RUN_FILE, WEIGHTS_FILE, read_run_meta
+from mafs_bench.reporting.report import DEFAULT_PRIMARY, METRICS_FILE, WEIGHTS_FILE, read_run_meta
 from mafs_bench.reporting.schema import ITEMS_FILE, SchemaError, read_cues, read_items, read_metrics, read_weights
 
 CUES_FILE: Final[str] = "fusion_cues.csv"

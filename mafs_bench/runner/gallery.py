@@ -21,18 +21,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
 import corruptions
 
 from ..data import ImageTextData
+from ..reporting.merge import GALLERY_JSON, GALLERY_PNG
 from ..reporting.plots import plot_image_gallery
 from ..reporting.schema import split_domain
-
-GALLERY_PNG: Final[str] = "gallery.png"
-GALLERY_JSON: Final[str] = "gallery.json"
 
 
 def corruption_info(names: Sequence[str]) -> dict[str, dict[str, str]]:
