@@ -354,3 +354,12 @@ def test_backend_groups_share_the_corrupted_inputs(tmp_path: Path, cache_dir: Pa
     assert run["backends"][0]["info"]["encoder_key"] != run["backends"][2]["info"]["encoder_key"]
     board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
     assert sorted(board.model) == sorted(suite.model_names)
+    from mafs_bench.reporting.html import build_report  # the report's per-entry JSON names each row's backend
+
+    build_report([tmp_path / "out"], tmp_path / "report", resamples=10)
+    entry = json.loads((tmp_path / "report" / "entries" / "retrieval__mafs_same.json").read_text())
+    config = entry["configuration"]
+    assert config["backend"] == {"name": "embedded", "options": same["options"]}
+    assert config["model_facts"]["method"] == "mafs" and config["model_facts"]["mafs_same_params"] > 0
+    assert config["model_facts"]["weights_keys"] == run["backends"][1]["info"]["fusion_keys"]["mafs_same"]
+    assert config["training"] == run["backends"][1]["training"]
