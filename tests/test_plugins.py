@@ -266,6 +266,7 @@ def test_plugins_train_under_the_builtins_recipe_and_cache_apart(tmp_path: Path,
     assert keys["mafs"]["0"] != keys["plain"]["0"]
     recipe = json.loads((cache_dir / "weights" / "fusion" / f"{keys['plain']['0']}.json").read_text())
     assert recipe["config"]["plugin"]["class"] == "plain_mafs:PlainMAFS"
+    assert recipe["config"]["plugin"]["options"] == SMALL_HEAD  # the options it was given, whatever it stores
     assert recipe["meta"]["class"] == "plain_mafs:PlainMAFS"
     before = plugin_sources(mine.__class__)
     plugin.write_text(plugin.read_text() + "# an edit\n")
@@ -363,3 +364,18 @@ def test_backend_groups_share_the_corrupted_inputs(tmp_path: Path, cache_dir: Pa
     assert config["model_facts"]["method"] == "mafs" and config["model_facts"]["mafs_same_params"] > 0
     assert config["model_facts"]["weights_keys"] == run["backends"][1]["info"]["fusion_keys"]["mafs_same"]
     assert config["training"] == run["backends"][1]["training"]
+
+
+def test_train_command_builds_every_backend_group(tmp_path: Path, cache_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mafs_bench.cli.main import app
+
+    other = {**FAST_BACKEND, "options": {**FAST_BACKEND["options"], "fusion_pool": 50}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "dataset": FAST_DATASET, "backend": FAST_BACKEND,
+                                    "models": ["clip", {"name": "clip_b", "method": "clip", "backend": other}]}))
+    result = CliRunner().invoke(app, ["train", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "backend embedded (backend group 2):" in result.output
+    assert result.output.count("encoder_key:") == 2 and "clip_b" in result.output

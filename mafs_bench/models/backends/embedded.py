@@ -109,9 +109,14 @@ class EmbeddedBackend(Backend):
         """Token widths (image, text) of the encoder the fusion heads read."""
         return int(self.encoder_config["vision_cfg"]["width"]), int(self.encoder_config["text_cfg"]["width"])
 
+    def _options(self, spec: ModelSpec) -> dict[str, Any]:
+        """The options ``spec``'s method is built with: the backend's ``methods.<row>``, then the
+        model entry's own (which win)."""
+        return {**self.method_options.get(spec.name, {}), **spec.options}
+
     def _create(self, spec: ModelSpec, image_width: int, text_width: int) -> FusionMethod:
-        """``spec``'s method with the backend's options for its row under the spec's own."""
-        return spec.create(image_width, text_width, **self.method_options.get(spec.name, {}))
+        """``spec``'s method built with :meth:`_options`."""
+        return spec.cls(image_width, text_width, **self._options(spec))
 
     def split_pool(self, n_train: int) -> tuple[slice, slice]:
         """Training-split rows of the fusion pool and of the reference banks (disjoint).
@@ -178,8 +183,9 @@ class EmbeddedBackend(Backend):
                     key = {"network": method.network, "options": method.options, "encoder": info["encoder_key"],
                            "train": train_cfg.as_dict(), "pool": self.fusion_pool, "reference": self.reference_size}
                     plugin = spec.plugin_identity()
-                    if plugin is not None:  # a plugin's own code determines its weights too
-                        key["plugin"] = plugin
+                    if plugin is not None:  # a plugin's own code determines its weights too, and the
+                        # options it was given even if it does not hand them to FusionMethod.options
+                        key["plugin"] = {**plugin, "options": self._options(spec)}
                     key_hash = cache.config_key(key, "fusion")
                     state = trained.get(key_hash) or cache.load_weights("fusion", key)
                     if state is not None and not load_into(method, state["state_dict"], f"fusion head {name}"):
