@@ -16,7 +16,6 @@ import torch
 import yaml
 
 import mafs_bench
-from mafs_bench.models import cache
 from mafs_bench.models.backends import create_backend
 from mafs_bench.models.fusion import FUSIONS, FusionMethod
 from mafs_bench.models.fusion.mafs import MAAFS
@@ -112,6 +111,14 @@ def test_a_plugin_class_is_imported_at_validation(plugin_path: Path) -> None:
     digest = hashlib.sha256((plugin_path / "scrambled_mafs.py").read_bytes().replace(b"\r\n", b"\n")).hexdigest()[:16]
     assert identity == {"class": "scrambled_mafs:ScrambledMAFS", "sources": {"scrambled_mafs": digest}}
     assert ModelSpec("mafs").plugin_identity() is None  # built-ins are keyed as before
+
+
+def test_plugin_keys_cover_every_plugin_class_it_inherits_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "key_base.py").write_text("import mafs_bench\n\nclass Base(mafs_bench.get_fusion_method('blip')):\n    pass\n")
+    (tmp_path / "key_child.py").write_text("from key_base import Base\n\nclass Child(Base):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sources = ModelSpec("c", "key_child:Child").plugin_identity()["sources"]
+    assert set(sources) == {"key_base", "key_child"}  # the built-in blip/albef sources are in every key already
 
 
 @pytest.mark.parametrize(("method", "message"), [

@@ -35,6 +35,7 @@ writes it) or a name of the entry-point group ``mafs_bench.fusion_methods``
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,8 +122,6 @@ class BackendSpec(_Strict):
 
     def key(self) -> str:
         """Canonical text of the spec: models whose backends have equal keys share one backend."""
-        import json
-
         return json.dumps({"name": self.name, "options": self.options}, sort_keys=True, default=str)
 
 
