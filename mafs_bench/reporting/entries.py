@@ -10,8 +10,9 @@ accuracy, venue...) and the unaggregated per-(corruption, severity) results besi
 * ``unaggregated``: one record per cell: domain, corruption, modality, severity, the mean over seeds
   and each seed's value;
 * ``configuration``: the suite's model entry (a name, or the plugin's mapping), the run's model
-  facts (``run.json`` ``models``: parameter counts, cache keys), the training recipe, the dataset,
-  the backend, the suite (name, file, corruptions, severities);
+  facts (``run.json`` ``models``: method, class, options, plugin source hashes, plus the model's
+  backend group's parameter counts and cache keys), the training recipe and backend of the model's
+  backend group, the dataset, the suite (name, file, corruptions, severities);
 * ``provenance``: git commit, training seeds, data/corruption seed, package versions, device, start
   time of the run.
 
@@ -36,6 +37,32 @@ from mafs_bench.reporting.robustness import MEASURES
 
 ENTRIES_DIR: Final[str] = "entries"
 ENTRY_VERSION: Final[int] = 1
+
+
+def _model_facts(meta: Mapping[str, Any], model: str) -> tuple[dict[str, Any], Any, Any]:
+    """(facts, training recipe, backend) of ``model`` from ``run.json``.
+
+    Runs with backend groups (``run.json`` ``backends``) record ``models[<row>]`` (method, class,
+    options, backend) and each group's build ``info``; the facts are the row's record plus the
+    group's encoder facts and the row's own ``<row>_*`` entries and weight keys. Older runs kept
+    one flat ``models`` info dict (``encoder_*``, ``<model>_params``) and one backend.
+    """
+    models = meta.get("models") or {}
+    suite = meta.get("suite") or {}
+    groups = meta.get("backends")
+    row = models.get(model) if isinstance(groups, list) else None
+    if not isinstance(row, Mapping):
+        facts = {k: v for k, v in models.items() if k.startswith(f"{model}_") or k.startswith("encoder")}
+        return facts, meta.get("training"), suite.get("backend")
+    index = (row.get("backend") or {}).get("group", 0)
+    group = groups[index] if isinstance(index, int) and 0 <= index < len(groups) else {}
+    info = group.get("info") or {}
+    facts = {**row, **{k: v for k, v in info.items() if k.startswith(f"{model}_") or k.startswith("encoder")}}
+    keys = (info.get("fusion_keys") or {}).get(model)
+    if keys:
+        facts["weights_keys"] = keys
+    backend = {"name": group.get("name"), "options": group.get("options")} if group else suite.get("backend")
+    return facts, group.get("training", meta.get("training")), backend
 
 
 def entry_name(task: str, model: str) -> str:
@@ -71,8 +98,7 @@ def build_entries(board: pd.DataFrame, robustness: pd.DataFrame, merged: Merged)
         suite = meta.get("suite") or {}
         listed = [m for m in suite.get("models") or []
                   if (m if isinstance(m, str) else (m or {}).get("name")) == orig_model]
-        facts = {k: v for k, v in (meta.get("models") or {}).items()
-                 if k.startswith(f"{orig_model}_") or k.startswith("encoder")}
+        facts, training, backend = _model_facts(meta, orig_model)
         name = entry_name(task, model)
         for n in range(2, len(board) + 2):  # two names that slug alike: number the later one
             if name not in out:
@@ -89,8 +115,8 @@ def build_entries(board: pd.DataFrame, robustness: pd.DataFrame, merged: Merged)
             "robustness": aggregates,
             "unaggregated": unaggregated,
             "configuration": {"model": listed[0] if listed else orig_model, "model_facts": facts,
-                              "training": meta.get("training"), "dataset": meta.get("dataset"),
-                              "backend": suite.get("backend"), "suite": {
+                              "training": training, "dataset": meta.get("dataset"),
+                              "backend": backend, "suite": {
                                   "name": suite.get("name"), "file": meta.get("suite_file"),
                                   "corruptions": suite.get("corruptions"), "severities": suite.get("severities"),
                                   "tasks": suite.get("tasks"), "report": suite.get("report")}},

@@ -4,7 +4,9 @@ The dual encoder (an open_clip ``CustomTextCLIP`` from a bundled config, word-le
 trained contrastively; each fusion network is then trained on its frozen features (see
 :mod:`mafs_bench.models.training`). Weights are cached by a hash of everything that determines
 them, so the second run of a suite trains nothing. Methods sharing a network design and options
-(``albef`` and ``blip``) share one set of trained weights.
+(``albef`` and ``blip``) share one set of trained weights. A method from outside mafs-bench (a
+plugin, :mod:`mafs_bench.models.methods`) trains by the same code under the same recipe; its key
+adds the plugin's class and source hashes, so it shares weights with no built-in.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import torch
 
 from .. import cache
 from ..encoder import DualEncoder, load_encoder_config
-from ..fusion import FUSIONS, FusionMethod, create_fusion
+from ..fusion import FusionMethod
+from ..methods import ModelSpec, as_model_specs, class_path
 from ..tokenizer import WordTokenizer
 from ..fusion_training import FusionTrainConfig, build_fusion_data, train_fusion
 from ..training import EncoderTrainConfig, train_encoder
@@ -49,7 +52,8 @@ class EmbeddedBackend(Backend):
         fusion_pool: training images whose features train the fusion heads.
         reference_size: held-out training images (after the pool) whose clean features form the
             reference banks of :meth:`FusionMethod.fit_reference` (MA-AFS's cue banks).
-        methods: per-method options, e.g. ``{mafs: {kl_weight: 0.01, temperature: 1.0}}``.
+        methods: per-model options by leaderboard row, e.g. ``{mafs: {kl_weight: 0.01}}``;
+            a model entry's own ``options`` override them.
         seed: the encoder's training seed (the suite's ``seed``); the fusion heads are trained
             once per seed of the suite's ``seeds`` (:meth:`build`).
     """
@@ -77,19 +81,42 @@ class EmbeddedBackend(Backend):
         self.reference_size = reference_size
         self.method_options = methods or {}
 
-    def preflight(self, models: list[str]) -> list[str]:
-        """Unknown methods, and method options a method refuses (checked on a tiny instance)."""
-        problems = [FUSIONS.unknown_message(m) for m in models if m not in FUSIONS]
-        unknown = sorted(set(self.method_options) - set(models))
+    def preflight(self, models: list[str | ModelSpec]) -> list[str]:
+        """Unresolvable methods, and options a method refuses (checked by building it at the
+        encoder's widths)."""
+        specs = as_model_specs(models)
+        problems: list[str] = []
+        unknown = sorted(set(self.method_options) - {m.name for m in specs})
         if unknown:
             problems.append(f"backend.options.methods: options for models the suite does not list: {unknown}")
-        for name in models:
-            if name in FUSIONS:
-                try:
-                    create_fusion(name, 16, 16, **{"width": 16, "heads": 2, **self.method_options.get(name, {})})
-                except (TypeError, ValueError) as err:
-                    problems.append(f"backend.options.methods.{name}: {err}")
+        widths = self._widths()
+        for spec in specs:
+            where = f"models.{spec.name}.options" if spec.options else f"backend.options.methods.{spec.name}"
+            try:
+                spec.cls
+            except (ValueError, KeyError) as err:
+                problems.append(f"model {spec.name!r}: {err}")
+                continue
+            try:
+                self._create(spec, *widths)
+            except (TypeError, ValueError) as err:
+                problems.append(f"{where}: {err}")
+            except Exception as err:  # noqa: BLE001 - a plugin's constructor may fail in any way
+                problems.append(f"{where}: building {spec.method!r} failed: {type(err).__name__}: {err}")
         return problems
+
+    def _widths(self) -> tuple[int, int]:
+        """Token widths (image, text) of the encoder the fusion heads read."""
+        return int(self.encoder_config["vision_cfg"]["width"]), int(self.encoder_config["text_cfg"]["width"])
+
+    def _options(self, spec: ModelSpec) -> dict[str, Any]:
+        """The options ``spec``'s method is built with: the backend's ``methods.<row>``, then the
+        model entry's own (which win)."""
+        return {**self.method_options.get(spec.name, {}), **spec.options}
+
+    def _create(self, spec: ModelSpec, image_width: int, text_width: int) -> FusionMethod:
+        """``spec``'s method built with :meth:`_options`."""
+        return spec.cls(image_width, text_width, **self._options(spec))
 
     def split_pool(self, n_train: int) -> tuple[slice, slice]:
         """Training-split rows of the fusion pool and of the reference banks (disjoint).
@@ -102,8 +129,9 @@ class EmbeddedBackend(Backend):
             raise ValueError(f"the training split has {n_train} images: too few for a fusion pool and reference banks")
         return slice(0, n_pool), slice(n_pool, n_pool + n_ref)
 
-    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory,
+    def build(self, dataset: Any, models: list[str | ModelSpec], device: torch.device, progress: ProgressFactory,
               seeds: list[int]) -> ModelBundle:
+        specs = as_model_specs(models)
         vocab = dataset.vocabulary()
         if vocab is None:
             raise ValueError(f"backend 'embedded' trains on the dataset's training split, but dataset "
@@ -141,20 +169,23 @@ class EmbeddedBackend(Backend):
         encoder.eval().to(device)
         info["encoder_params"] = sum(p.numel() for p in encoder.parameters())
 
-        image_width = int(self.encoder_config["vision_cfg"]["width"])
-        text_width = int(self.encoder_config["text_cfg"]["width"])
+        image_width, text_width = self._widths()
         by_seed: dict[int, dict[str, FusionMethod]] = {}
         trained: dict[str, dict[str, Any]] = {}
         pool_data = None
         for seed in seeds:
             train_cfg = replace(self.fusion_train, seed=seed)
             methods: dict[str, FusionMethod] = {}
-            for name in models:
-                options = dict(self.method_options.get(name, {}))
-                method = create_fusion(name, image_width, text_width, **options)
+            for spec in specs:
+                name = spec.name
+                method = self._create(spec, image_width, text_width)
                 if method.has_fusion:
                     key = {"network": method.network, "options": method.options, "encoder": info["encoder_key"],
                            "train": train_cfg.as_dict(), "pool": self.fusion_pool, "reference": self.reference_size}
+                    plugin = spec.plugin_identity()
+                    if plugin is not None:  # a plugin's own code determines its weights too, and the
+                        # options it was given even if it does not hand them to FusionMethod.options
+                        key["plugin"] = {**plugin, "options": self._options(spec)}
                     key_hash = cache.config_key(key, "fusion")
                     state = trained.get(key_hash) or cache.load_weights("fusion", key)
                     if state is not None and not load_into(method, state["state_dict"], f"fusion head {name}"):
@@ -168,14 +199,16 @@ class EmbeddedBackend(Backend):
                                                           [c[0] for c in captions[ref]], self.fusion_train)
                             encoder.to(device)
                         torch.manual_seed(seed)  # nn.Module initialisers draw from torch's default generator
-                        method = create_fusion(name, image_width, text_width, **options)
+                        method = self._create(spec, image_width, text_width)
                         losses = train_fusion(method, pool_data, train_cfg,
                                               progress(f"train {method.network} ({name}) seed {seed}", train_cfg.steps))
-                        cache.save_weights("fusion", key, method.state_dict(), {"final_loss": losses[-1], "method": name})
+                        cache.save_weights("fusion", key, method.state_dict(),
+                                           {"final_loss": losses[-1], "method": name, "class": class_path(type(method))})
                         state = {"state_dict": method.state_dict()}
                     trained[key_hash] = state
                     method.weights_id = key_hash
                     info[f"{name}_params"] = sum(p.numel() for p in method.parameters())
+                    info.setdefault("fusion_keys", {}).setdefault(name, {})[str(seed)] = key_hash
                 methods[name] = method.eval().to(device)
             by_seed[seed] = methods
         recipe_out = {k: v for k, v in self.fusion_train.as_dict().items() if k != "seed"}

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..encoder import ImageFeatures, TextFeatures
-from ..fusion import FUSIONS, create_fusion
+from ..methods import ModelSpec, as_model_specs
 from .base import BACKENDS, Backend, ModelBundle, ProgressFactory, WeightsMissingError
 
 
@@ -78,12 +78,18 @@ class OpenClipBackend(Backend):
         self.pretrained = pretrained
         self.checkpoint = Path(os.path.expandvars(checkpoint)).expanduser() if checkpoint else None
 
-    def preflight(self, models: list[str]) -> list[str]:
-        problems = [FUSIONS.unknown_message(m) for m in models if m not in FUSIONS]
-        for m in models:
-            if m in FUSIONS and FUSIONS.get(m).has_fusion:
-                problems.append(f"model {m!r}: the open_clip backend runs only 'clip' (ITC ranking) for now; "
-                                f"fusion heads need training on this encoder's features")
+    def preflight(self, models: list[str | ModelSpec]) -> list[str]:
+        problems = []
+        for spec in as_model_specs(models):
+            try:
+                has_fusion = spec.cls.has_fusion
+            except (ValueError, KeyError) as err:
+                problems.append(f"model {spec.name!r}: {err}")
+                continue
+            if has_fusion:
+                problems.append(f"model {spec.name!r} (method {spec.method}): the open_clip backend runs only "
+                                f"methods without a fusion network ('clip', ITC ranking) for now; fusion heads "
+                                f"need training on this encoder's features")
         if self.model_name not in open_clip.list_models():
             problems.append(f"backend.options.model {self.model_name!r} is not an open_clip architecture")
         elif self.checkpoint is not None:
@@ -120,7 +126,7 @@ class OpenClipBackend(Backend):
                 return found
         return None
 
-    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory,
+    def build(self, dataset: Any, models: list[str | ModelSpec], device: torch.device, progress: ProgressFactory,
               seeds: list[int]) -> ModelBundle:
         problems = self.preflight(models)
         if problems:
@@ -128,7 +134,7 @@ class OpenClipBackend(Backend):
         weights = str(self.checkpoint) if self.checkpoint else self._cached_pretrained()
         model, _, preprocess = open_clip.create_model_and_transforms(self.model_name, pretrained=weights)
         encoder = OpenClipEncoder(model, preprocess, open_clip.get_tokenizer(self.model_name), device)
-        methods = {m: create_fusion(m, 0, 0) for m in models}
+        methods = {m.name: m.create(0, 0) for m in as_model_specs(models)}
         return ModelBundle(encoder, {s: methods for s in seeds}, {"model": self.model_name, "weights": weights},
                            {"seeds": list(seeds), "augmentations": [], "corruptions_seen": [],
                             "note": "pretrained weights; nothing trained"})
