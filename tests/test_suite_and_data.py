@@ -118,10 +118,15 @@ def test_open_clip_backend_reports_missing_weights(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     backend = create_backend("open_clip", model="ViT-B-32", pretrained="laion2b_s34b_b79k")
     problems = backend.preflight(["clip", "mafs"])
-    assert any("not available offline" in p and "checkpoint" in p for p in problems)
-    assert any("'mafs'" in p for p in problems)
+    assert len(problems) == 1  # fusion heads train on any backend: only the weights are missing
+    assert "ViT-B-32/laion2b_s34b_b79k are not on this machine" in problems[0]
+    assert str(tmp_path) in problems[0] and "checkpoint" in problems[0] and "local-dir:" in problems[0]
     problems = create_backend("open_clip", model="ViT-B-32", checkpoint=str(tmp_path / "w.bin")).preflight(["clip"])
-    assert problems == [f"backend.options.checkpoint: file not found: {tmp_path / 'w.bin'}"]
+    assert len(problems) == 1 and f"checkpoint file not found: {tmp_path / 'w.bin'}" in problems[0]
+    problems = create_backend("open_clip", model="ViT-B-32", pretrained="no_such_tag").preflight(["clip"])
+    assert len(problems) == 1 and "unknown pretrained tag 'no_such_tag'" in problems[0] and "laion2b_s34b_b79k" in problems[0]
+    problems = create_backend("open_clip", model="ViT-B-32", checkpoint=str(tmp_path / "w.bin")).preflight(["itm_head"])
+    assert any("'itm_head'" in p and "has none" in p for p in problems)
 
 
 def test_open_clip_backend_encodes_with_a_local_checkpoint(tmp_path: Path) -> None:

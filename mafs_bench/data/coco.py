@@ -191,7 +191,11 @@ def check_images_exist(paths: Sequence[Path], split: str, image_root: Path) -> N
 class KarpathyDataset(Dataset):
     """Base for datasets in Karpathy's split-file format.
 
-    The split file is read once, on construction (so an unknown split stops the run in preflight).
+    The split file is read on construction (so an unknown split stops the run in preflight).
+    :meth:`training_data` gives the ``train_split`` (default ``train`` = train + restval) to
+    backends that train fusion heads on it, in a fixed shuffled order (``train_order_seed``) so
+    that a head-training pool of the first N images is a uniform sample of the split, not the
+    file's first N.
 
     Args:
         root: folder with the split file and the images (default: the ``env_var`` variable).
@@ -199,6 +203,9 @@ class KarpathyDataset(Dataset):
             file has restval) or ``train_only`` (the file's train split alone); see :data:`SPLIT_SETS`.
         max_captions: captions kept per image (the first ones); None keeps all.
         limit: keep only the first ``limit`` images of the split, in file order.
+        train_split: the split that heads train on (same names as ``split``); :meth:`training_data`
+            refuses one that shares a file split with ``split`` (never train on what is evaluated).
+        train_order_seed: seed of the training split's order.
 
     Raises:
         DataMissingError: no root, no split file, or not a split file.
@@ -211,7 +218,7 @@ class KarpathyDataset(Dataset):
     help_text = COCO_HELP
 
     def __init__(self, root: str | None = None, split: str = "test", max_captions: int | None = 5,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, train_split: str = "train", train_order_seed: int = 0) -> None:
         root = root or os.environ.get(self.env_var)
         if not root:
             raise DataMissingError(
@@ -225,9 +232,41 @@ class KarpathyDataset(Dataset):
                 f"dataset {self.dataset_name}: split file not found: {self.split_file}. " + self.help_text.format(env=self.env_var)
             )
         self.split, self.max_captions, self.limit = split, max_captions, limit
+        self.train_split, self.train_order_seed = train_split, int(train_order_seed)
         self.domains = (self.dataset_name,)
         self.selection = select_karpathy_split(read_karpathy_records(self.split_file), self.split_file, self.root,
                                                split, max_captions, limit)
+
+    def training_data(self) -> tuple[LazyImages, list[list[str]], None]:
+        """The ``train_split`` images (read lazily) and their caption lists, shuffled by
+        ``train_order_seed``; no vocabulary (real captions are open-vocabulary).
+
+        Raises:
+            ValueError: ``train_split`` shares images with the evaluated ``split``.
+            UnknownSplitError: the file has no such split; DataMissingError: images missing.
+        """
+        shared = set(self.selection.file_splits) & set(SPLIT_SETS.get(self.train_split, (self.train_split,)))
+        if shared:
+            raise ValueError(f"dataset.options.split = {self.split!r} and train_split = {self.train_split!r} share the "
+                             f"file's {sorted(shared)} images: fusion heads would train on what is evaluated")
+        sel = select_karpathy_split(read_karpathy_records(self.split_file), self.split_file, self.root,
+                                    self.train_split, self.max_captions)
+        order = np.random.default_rng([self.train_order_seed, 0x4B415250]).permutation(len(sel.paths))
+        paths = [sel.paths[i] for i in order]
+        check_images_exist(paths, self.train_split, self.root)
+        by_image: list[list[str]] = [[] for _ in sel.paths]
+        for caption, owner in zip(sel.captions, sel.caption_image.tolist()):
+            by_image[owner].append(caption)
+        return LazyImages(paths), [by_image[i] for i in order], None
+
+    def recipe(self) -> dict[str, Any]:
+        """What determines :meth:`training_data`: the split file's SHA-256 digest, the split,
+        caption count and order seed (the image files are identified by the split file's names,
+        not hashed: 113k JPEGs would take minutes)."""
+        from ..models.cache import file_digest
+
+        return {"dataset": self.dataset_name, "split_file": file_digest(self.split_file), "train_split": self.train_split,
+                "max_captions": self.max_captions, "train_order_seed": self.train_order_seed}
 
     def load(self, domain: str) -> ImageTextData:
         sel = self.selection
@@ -238,6 +277,7 @@ class KarpathyDataset(Dataset):
         """Root, options, and what was selected: ``file_splits`` (images per split of the file),
         ``images`` and ``captions``."""
         return {"root": str(self.root), "split": self.split, "max_captions": self.max_captions, "limit": self.limit,
+                "train_split": self.train_split,
                 "file_splits": dict(self.selection.file_splits), "images": len(self.selection.paths),
                 "captions": len(self.selection.captions)}
 

@@ -1,6 +1,6 @@
-"""Model backends registered in :data:`BACKENDS` (``embedded``, ``open_clip``)."""
+"""Model backends registered in :data:`BACKENDS` (``embedded``, ``open_clip``, ``hf``)."""
 
-from . import embedded, open_clip_hub  # noqa: F401  (registration)
+from . import embedded, hf, open_clip_hub  # noqa: F401  (registration)
 from .base import BACKENDS, Backend, ModelBundle, WeightsMissingError
 
 __all__ = ["BACKENDS", "Backend", "ModelBundle", "WeightsMissingError", "create_backend"]

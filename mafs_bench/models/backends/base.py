@@ -8,7 +8,6 @@ what it needs before any work (:meth:`Backend.preflight`), so a missing file sto
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,9 +17,8 @@ import torch
 from ...registry import Registry
 from ..encoder import ImageFeatures, TextFeatures
 from ..fusion import FusionMethod
+from ..heads import ProgressFactory
 
-#: progress(description, total) -> update(done, total, loss)
-ProgressFactory = Callable[[str, int], Callable[[int, int, float], None]]
 
 
 class WeightsMissingError(RuntimeError):

@@ -9,8 +9,9 @@ them, so the second run of a suite trains nothing. Methods sharing a network des
 
 from __future__ import annotations
 
+import contextlib
 import time
-import warnings
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -18,23 +19,14 @@ import torch
 
 from .. import cache
 from ..encoder import DualEncoder, load_encoder_config
-from ..fusion import FUSIONS, FusionMethod, create_fusion
+from ..fusion import FUSIONS, create_fusion
+from ..fusion_training import FusionTrainConfig
+from ..heads import HeadTrainer, load_into, model_entries, split_pool
 from ..tokenizer import WordTokenizer
-from ..fusion_training import FusionTrainConfig, build_fusion_data, train_fusion
 from ..training import EncoderTrainConfig, train_encoder
 from .base import BACKENDS, Backend, ModelBundle, ProgressFactory
 
-
-def load_into(module: torch.nn.Module, state_dict: dict[str, Any], what: str) -> bool:
-    """Load cached weights; False (with a :class:`cache.CacheWarning`) when they do not fit the
-    module (a cache file whose recipe matches but whose tensors do not), so the caller retrains."""
-    try:
-        module.load_state_dict(state_dict)
-    except (RuntimeError, KeyError, ValueError) as err:
-        warnings.warn(f"cached weights of the {what} do not fit it ({str(err).splitlines()[0]}); training again",
-                      cache.CacheWarning, stacklevel=2)
-        return False
-    return True
+__all__ = ["EmbeddedBackend", "load_into"]
 
 
 @BACKENDS.register("embedded")
@@ -77,32 +69,32 @@ class EmbeddedBackend(Backend):
         self.reference_size = reference_size
         self.method_options = methods or {}
 
-    def preflight(self, models: list[str]) -> list[str]:
+    def preflight(self, models: list[Any]) -> list[str]:
         """Unknown methods, and method options a method refuses (checked on a tiny instance)."""
-        problems = [FUSIONS.unknown_message(m) for m in models if m not in FUSIONS]
-        unknown = sorted(set(self.method_options) - set(models))
+        entries = model_entries(models)
+        problems = [FUSIONS.unknown_message(e.method) for e in entries if e.method not in FUSIONS]
+        methods = {e.method for e in entries}
+        unknown = sorted(set(self.method_options) - methods)
         if unknown:
             problems.append(f"backend.options.methods: options for models the suite does not list: {unknown}")
-        for name in models:
-            if name in FUSIONS:
+        for e in entries:
+            if e.method in FUSIONS:
+                if FUSIONS.get(e.method).pretrained_head:
+                    problems.append(f"model {e.name!r}: method {e.method!r} runs a backend's own pretrained head; "
+                                    f"the embedded backend has none (use the hf backend)")
+                    continue
                 try:
-                    create_fusion(name, 16, 16, **{"width": 16, "heads": 2, **self.method_options.get(name, {})})
+                    create_fusion(e.method, 16, 16, **{"width": 16, "heads": 2, **self.method_options.get(e.method, {}),
+                                                       **e.options})
                 except (TypeError, ValueError) as err:
-                    problems.append(f"backend.options.methods.{name}: {err}")
+                    problems.append(f"backend.options.methods.{e.method}: {err}")
         return problems
 
     def split_pool(self, n_train: int) -> tuple[slice, slice]:
-        """Training-split rows of the fusion pool and of the reference banks (disjoint).
+        """Training-split rows of the fusion pool and of the reference banks (:func:`split_pool`)."""
+        return split_pool(n_train, self.fusion_pool, self.reference_size)
 
-        The reference items follow the pool; on a small training split the banks take at
-        most a fifth of it."""
-        n_ref = min(self.reference_size, max(2, n_train // 5))
-        n_pool = min(self.fusion_pool, n_train - n_ref)
-        if n_pool < 2:
-            raise ValueError(f"the training split has {n_train} images: too few for a fusion pool and reference banks")
-        return slice(0, n_pool), slice(n_pool, n_pool + n_ref)
-
-    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory,
+    def build(self, dataset: Any, models: list[Any], device: torch.device, progress: ProgressFactory,
               seeds: list[int]) -> ModelBundle:
         vocab = dataset.vocabulary()
         if vocab is None:
@@ -143,41 +135,23 @@ class EmbeddedBackend(Backend):
 
         image_width = int(self.encoder_config["vision_cfg"]["width"])
         text_width = int(self.encoder_config["text_cfg"]["width"])
-        by_seed: dict[int, dict[str, FusionMethod]] = {}
-        trained: dict[str, dict[str, Any]] = {}
-        pool_data = None
-        for seed in seeds:
-            train_cfg = replace(self.fusion_train, seed=seed)
-            methods: dict[str, FusionMethod] = {}
-            for name in models:
-                options = dict(self.method_options.get(name, {}))
-                method = create_fusion(name, image_width, text_width, **options)
-                if method.has_fusion:
-                    key = {"network": method.network, "options": method.options, "encoder": info["encoder_key"],
-                           "train": train_cfg.as_dict(), "pool": self.fusion_pool, "reference": self.reference_size}
-                    key_hash = cache.config_key(key, "fusion")
-                    state = trained.get(key_hash) or cache.load_weights("fusion", key)
-                    if state is not None and not load_into(method, state["state_dict"], f"fusion head {name}"):
-                        state = None
-                    if state is None:
-                        if pool_data is None:
-                            images, captions, _ = train_split()
-                            pool, ref = self.split_pool(len(images))
-                            encoder.to("cpu")
-                            pool_data = build_fusion_data(encoder, images[pool], captions[pool], images[ref],
-                                                          [c[0] for c in captions[ref]], self.fusion_train)
-                            encoder.to(device)
-                        torch.manual_seed(seed)  # nn.Module initialisers draw from torch's default generator
-                        method = create_fusion(name, image_width, text_width, **options)
-                        losses = train_fusion(method, pool_data, train_cfg,
-                                              progress(f"train {method.network} ({name}) seed {seed}", train_cfg.steps))
-                        cache.save_weights("fusion", key, method.state_dict(), {"final_loss": losses[-1], "method": name})
-                        state = {"state_dict": method.state_dict()}
-                    trained[key_hash] = state
-                    method.weights_id = key_hash
-                    info[f"{name}_params"] = sum(p.numel() for p in method.parameters())
-                methods[name] = method.eval().to(device)
-            by_seed[seed] = methods
+
+        @contextlib.contextmanager
+        def on_cpu() -> Iterator[None]:  # the pool is encoded and the heads trained on the CPU
+            encoder.to("cpu")
+            try:
+                yield
+            finally:
+                encoder.to(device)
+
+        def split() -> tuple[Any, list[list[str]]]:
+            images, captions, _ = train_split()
+            return images, captions
+
+        trainer = HeadTrainer(encoder, info["encoder_key"], recipe, image_width, text_width, self.fusion_train,
+                              self.fusion_pool, self.reference_size, split, progress, kind="fusion", encoding=on_cpu)
+        by_seed, head_info = trainer.build(model_entries(models), seeds, self.method_options, device)
+        info.update(head_info)
         recipe_out = {k: v for k, v in self.fusion_train.as_dict().items() if k != "seed"}
         training = {"encoder": self.encoder_train.as_dict(), "fusion": recipe_out, "seeds": list(seeds),
                     "fusion_pool": self.fusion_pool, "reference_size": self.reference_size,
