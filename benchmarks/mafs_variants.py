@@ -64,8 +64,8 @@ def main() -> None:
     variants = json.loads(args.variants) if args.variants else DEFAULT_VARIANTS + (MORE_VARIANTS if args.more else [])
 
     suite = load_suite(SUITE)
-    dataset, backend = preflight(suite)
-    encoder = backend.build(dataset, ["clip"], torch.device("cpu"), lambda d, t: (lambda *a: None), [args.seed]).encoder
+    dataset, groups = preflight(suite)
+    encoder = groups[0].backend.build(dataset, ["clip"], torch.device("cpu"), lambda d, t: (lambda *a: None), [args.seed]).encoder
     images, captions, _ = dataset.training_data()
     pool, ref = backend.split_pool(len(images))
     data = build_fusion_data(encoder, images[pool], captions[pool], images[ref], [c[0] for c in captions[ref]],

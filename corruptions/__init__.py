@@ -48,11 +48,12 @@ from .base import (
 from .registry import Registry, UnknownNameError
 from .rng import content_id, sample_rng
 
-# Importing the families registers their corruptions.
-from . import image as _image  # noqa: E402,F401
-from . import text as _text  # noqa: E402,F401
-from . import pair as _pair  # noqa: E402,F401
-from . import qmf as _qmf  # noqa: E402,F401
+from .registry import import_submodules
+
+# Importing the families registers their corruptions: every module and subpackage here is
+# imported (image/, text/, pair/ first, in that listing order), except torch_ops, which needs
+# torch and is imported on demand by whoever runs corruptions on tensors.
+import_submodules(__name__, first=("image", "text", "pair"), skip=("torch_ops",))
 
 __all__ = [
     "CORRUPTIONS",
@@ -65,6 +66,7 @@ __all__ = [
     "apply_batch",
     "content_id",
     "get",
+    "import_submodules",
     "names",
     "register_batch",
     "register_corruption",

@@ -146,14 +146,28 @@ def test_open_clip_backend_encodes_with_a_local_checkpoint(tmp_path: Path) -> No
     assert f.emb.shape == (2, 1024) and t.emb.shape == (2, 1024)
 
 
-def test_coco_suite_stops_before_any_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("MAFS_BENCH_COCO_ROOT", raising=False)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    suite = load_suite(ROOT / "suites" / "coco_corrupt.yaml")
+@pytest.mark.parametrize("suite_file, env, blip", [
+    ("coco_corrupt.yaml", "MAFS_BENCH_COCO_ROOT", "Salesforce/blip-itm-base-coco"),
+    ("flickr_corrupt.yaml", "MAFS_BENCH_FLICKR30K_ROOT", "Salesforce/blip-itm-base-flickr"),
+])
+def test_real_suites_stop_before_any_work_naming_every_missing_piece(
+        suite_file: str, env: str, blip: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mafs_bench.runner import run_suite
+
+    monkeypatch.delenv(env, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    suite = load_suite(ROOT / "suites" / suite_file)
     with pytest.raises(PreflightError) as err:
-        preflight(suite)
-    msg = str(err.value)
-    assert "MAFS_BENCH_COCO_ROOT" in msg and "not available offline" in msg
+        run_suite(suite, tmp_path / "out", lambda d, t: (lambda *a: None), log=lambda m: None)
+    assert not (tmp_path / "out").exists()  # nothing was written: it stopped before any work
+    problems = str(err.value).splitlines()
+    assert len(problems) == 3, problems  # the data, the open_clip weights, the BLIP-ITM model
+    data, weights, model = problems
+    assert env in data and "Karpathy" in data and "dataset.options.root" in data
+    assert "ViT-B-32/laion2b_s34b_b79k" in weights and str(tmp_path / "hub") in weights
+    assert "create_model_and_transforms" in weights and "checkpoint" in weights  # how to provide them
+    assert blip in model and str(tmp_path / "hub") in model and "huggingface-cli download" in model
+    assert "save_pretrained" in model
 
 
 def test_every_dataset_is_registered() -> None:

@@ -1,11 +1,11 @@
 """Image corruptions: ImageNet-C (noise, blur, weather, digital) plus occlusion and missing images.
 
-Importing this package registers every image corruption; each family lives in its own module.
-Import order is listing order: ImageNet-C's family order, then mafs-bench's own.
+Importing this package registers every image corruption; each family lives in its own module,
+found by :func:`corruptions.registry.import_submodules` (a new module is imported without an
+edit here). Import order is listing order: ImageNet-C's family order, then every other module
+alphabetically (mafs-bench's own: ``occlusion``).
 """
 
-from . import noise  # noqa: F401  (isort: skip)
-from . import blur  # noqa: F401  (isort: skip)
-from . import weather  # noqa: F401  (isort: skip)
-from . import digital  # noqa: F401  (isort: skip)
-from . import occlusion  # noqa: F401  (isort: skip)
+from ..registry import import_submodules
+
+import_submodules(__name__, first=("noise", "blur", "weather", "digital"))

@@ -17,13 +17,17 @@ def train(
     """Train the suite's encoder and fusion heads into the weights cache (nothing is evaluated)."""
     from ..models.cache import cache_root
     from ..runner import load_suite
-    from ..runner.run import preflight, resolve_device
+    from ..runner.run import build_groups, preflight, resolve_device
 
     with friendly_errors(*known_errors()):
         spec = load_suite(suite)
-        dataset, backend = preflight(spec)
+        dataset, groups = preflight(spec)
         with rich_progress(err_console, progress) as factory:
-            bundle = backend.build(dataset, spec.models, resolve_device(spec.device), factory, spec.training_seeds)
-    for key, value in bundle.info.items():
-        console.print(f"{key}: {value}", highlight=False)
+            bundles = build_groups(groups, dataset, resolve_device(spec.device), factory, spec.training_seeds,
+                                   log=lambda line: console.print(line, highlight=False, markup=False))
+    for group, bundle in zip(groups, bundles):
+        if len(groups) > 1:
+            console.print(f"backend {group.label}:", highlight=False, markup=False)
+        for key, value in bundle.info.items():
+            console.print(f"{key}: {value}", highlight=False, markup=False)
     console.print(f"Weights cached under {cache_root()}", highlight=False)

@@ -1,7 +1,13 @@
-"""Datasets: the embedded world (offline default) and real-data loaders, registered in :data:`DATASETS`."""
+"""Datasets: the embedded world (offline default) and real-data loaders, registered in :data:`DATASETS`.
 
-from . import coco, embedded  # noqa: F401  (registration)
+Every module of this package is imported (:func:`~mafs_bench.registry.import_submodules`): a new
+dataset is one new module with a ``@DATASETS.register`` class.
+"""
+
+from ..registry import import_submodules
 from .base import DATASETS, DataMissingError, Dataset, ImageTextData
+
+import_submodules(__name__)  # registration
 
 __all__ = ["DATASETS", "DataMissingError", "Dataset", "ImageTextData", "create_dataset"]
 

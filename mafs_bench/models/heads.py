@@ -23,6 +23,7 @@ same weights as an uninterrupted run (same device and thread count; a test check
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -32,57 +33,12 @@ from typing import Any, ContextManager
 import torch
 
 from . import cache
-from .fusion import FusionMethod, create_fusion
+from .fusion import FusionMethod
+from .methods import ModelSpec, class_path
 from .fusion_training import FeatureEncoder, FusionTrainConfig, FusionTrainData, TrainState, build_fusion_data, train_fusion
 
 #: progress(description, total) -> update(done, total, loss)
 ProgressFactory = Callable[[str, int], Callable[[int, int, float], None]]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model of a suite as a backend builds it.
-
-    Attributes:
-        name: the row name in every results file (unique in a suite).
-        method: the registered fusion method (:data:`mafs_bench.models.fusion.FUSIONS`).
-        options: the method's options from the suite's model entry (they override the backend's
-            per-method ``methods`` options).
-    """
-
-    name: str
-    method: str
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-def model_entries(models: Sequence[Any]) -> list[ModelEntry]:
-    """A suite's ``models`` as :class:`ModelEntry` objects.
-
-    Accepts names (``"mafs"``: name and method alike), mappings ``{name, method, options}``
-    (``method`` defaults to ``name``; other keys such as ``backend`` are the runner's), and
-    objects with those attributes (the suite's validated model specs).
-
-    Raises:
-        ValueError: an entry without a name, or a name listed twice.
-    """
-    out: list[ModelEntry] = []
-    for i, m in enumerate(models):
-        if isinstance(m, ModelEntry):
-            entry = m
-        elif isinstance(m, str):
-            entry = ModelEntry(m, m)
-        else:
-            get = m.get if isinstance(m, dict) else (lambda k, d=None, _m=m: getattr(_m, k, d))
-            name = get("name")
-            if not name:
-                raise ValueError(f"models[{i}]: an entry needs a name, got {m!r}")
-            entry = ModelEntry(str(name), str(get("method") or name), dict(get("options") or {}))
-        out.append(entry)
-    names = [e.name for e in out]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ValueError(f"models listed twice: {twice}")
-    return out
 
 
 def split_pool(n_train: int, fusion_pool: int, reference_size: int) -> tuple[slice, slice]:
@@ -194,13 +150,17 @@ class HeadTrainer:
                                                [c[0] for c in captions[ref]], self.recipe)
         return self._pool
 
-    def build(self, entries: Sequence[ModelEntry], seeds: Sequence[int], method_options: dict[str, dict[str, Any]],
+    def build(self, specs: Sequence[ModelSpec], seeds: Sequence[int], method_options: dict[str, dict[str, Any]],
               device: torch.device) -> tuple[dict[int, dict[str, FusionMethod]], dict[str, Any]]:
-        """Every entry's method per seed, trained heads loaded or trained (then cached).
+        """Every model's method per seed, trained heads loaded or trained (then cached).
 
+        ``method_options``: the backend's options by leaderboard row (a spec's own options win).
         Methods sharing a network and options (``albef`` and ``blip``) share one set of weights
-        per seed. Returns ``(methods[seed][name], info)``; ``info`` has ``<name>_params`` and,
-        for trainings that continued from a checkpoint, ``resumed: {name@seed: step}``.
+        per seed; a plugin's key adds its class and source hashes
+        (:meth:`~mafs_bench.models.methods.ModelSpec.plugin_identity`). Returns
+        ``(methods[seed][row], info)``; ``info`` has ``<row>_params``, ``fusion_keys`` (row ->
+        seed -> cache key) and, for trainings that continued from a checkpoint, ``resumed:
+        {row@seed: step}``.
         """
         by_seed: dict[int, dict[str, FusionMethod]] = {}
         trained: dict[str, dict[str, Any]] = {}
@@ -208,64 +168,75 @@ class HeadTrainer:
         for seed in seeds:
             train_cfg = replace(self.recipe, seed=seed)
             methods: dict[str, FusionMethod] = {}
-            for entry in entries:
-                options = {**method_options.get(entry.method, {}), **entry.options}
-                method = create_fusion(entry.method, self.image_width, self.text_width, **options)
+            for spec in specs:
+                method = self._create(spec, method_options)
                 if method.has_fusion:
                     key = self.key(method, train_cfg)
+                    plugin = spec.plugin_identity()
+                    if plugin is not None:  # a plugin's own code determines its weights too
+                        key["plugin"] = plugin
                     key_hash = cache.config_key(key, self.kind)
                     state = trained.get(key_hash) or cache.load_weights(self.kind, key)
-                    if state is not None and not load_into(method, state["state_dict"], f"fusion head {entry.name}"):
+                    if state is not None and not load_into(method, state["state_dict"], f"fusion head {spec.name}"):
                         state = None
                     if state is None:
-                        method, resumed_at = self._train(entry, options, key, train_cfg)
+                        method, resumed_at = self._train(spec, method_options, key, train_cfg)
                         if resumed_at:
-                            info.setdefault("resumed", {})[f"{entry.name}@{seed}"] = resumed_at
+                            info.setdefault("resumed", {})[f"{spec.name}@{seed}"] = resumed_at
                         state = {"state_dict": method.state_dict()}
                     trained[key_hash] = state
                     method.weights_id = key_hash
-                    info[f"{entry.name}_params"] = sum(p.numel() for p in method.parameters())
-                methods[entry.name] = method.eval().to(device)
+                    info[f"{spec.name}_params"] = sum(p.numel() for p in method.parameters())
+                    info.setdefault("fusion_keys", {}).setdefault(spec.name, {})[str(seed)] = key_hash
+                methods[spec.name] = method.eval().to(device)
             by_seed[seed] = methods
         return by_seed, info
 
-    def _train(self, entry: ModelEntry, options: dict[str, Any], key: dict[str, Any],
+    def _create(self, spec: ModelSpec, method_options: dict[str, dict[str, Any]]) -> FusionMethod:
+        """``spec``'s method at the encoder's widths (backend options for its row under its own)."""
+        return spec.create(self.image_width, self.text_width, **method_options.get(spec.name, {}))
+
+    def _train(self, spec: ModelSpec, method_options: dict[str, dict[str, Any]], key: dict[str, Any],
                train_cfg: FusionTrainConfig) -> tuple[FusionMethod, int]:
         """Train one head (continuing from its checkpoint if there is one), cache it, drop the
         checkpoint; returns the method and the step it resumed at (0: from the start)."""
         pool = self.pool()
         torch.manual_seed(train_cfg.seed)  # nn.Module initialisers draw from torch's default generator
-        method = create_fusion(entry.method, self.image_width, self.text_width, **options)
-        method.to(pool.images[0].emb.device)
-        resume = self._resume_state(key)
-        label = f"train {method.network} ({entry.name}) seed {train_cfg.seed}"
+        method = self._create(spec, method_options).to(pool.images[0].emb.device)
+        resume = self._resume_state(key, method)
+        label = f"train {method.network} ({spec.name}) seed {train_cfg.seed}"
         if resume is not None:
             label += f", resumed at step {resume.step}"
 
         def save(state: TrainState) -> None:
             tensors, meta = state_tensors(state)
-            cache.save_checkpoint(self.kind, key, tensors, {**meta, "method": entry.method})
+            cache.save_checkpoint(self.kind, key, tensors, {**meta, "method": spec.name})
 
         start = time.time()
         losses = train_fusion(method, pool, train_cfg, self.progress(label, train_cfg.steps), resume, save,
                               self.checkpoint_every)
         cache.save_weights(self.kind, key, method.state_dict(),
-                           {"final_loss": losses[-1], "method": entry.method, "seconds": round(time.time() - start, 2),
-                            "resumed_at": resume.step if resume else 0})
+                           {"final_loss": losses[-1], "method": spec.name, "class": class_path(type(method)),
+                            "seconds": round(time.time() - start, 2), "resumed_at": resume.step if resume else 0})
         cache.drop_checkpoint(self.kind, key)
         return method, resume.step if resume else 0
 
-    def _resume_state(self, key: dict[str, Any]) -> TrainState | None:
-        """The checkpoint of this training as a :class:`TrainState`, or None."""
+    def _resume_state(self, key: dict[str, Any], method: FusionMethod) -> TrainState | None:
+        """The checkpoint of this training as a :class:`TrainState` whose head state fits
+        ``method``, or None (with a :class:`cache.CacheWarning` for a checkpoint that does not)."""
         found = cache.load_checkpoint(self.kind, key)
         if found is None:
             return None
         try:
-            return state_from_tensors(found["state_dict"], found["meta"])
-        except (KeyError, ValueError, TypeError) as err:
-            warnings.warn(f"ignoring checkpoint {cache.checkpoint_path(self.kind, key)}: {err}; training starts from "
-                          "the beginning", cache.CacheWarning, stacklevel=2)
+            state = state_from_tensors(found["state_dict"], found["meta"])
+            probe = copy.deepcopy(method)
+            probe.load_state_dict(state.method)
+        except (KeyError, ValueError, TypeError, RuntimeError) as err:
+            warnings.warn(f"ignoring checkpoint {cache.checkpoint_path(self.kind, key)}: "
+                          f"{str(err).splitlines()[0] if str(err) else type(err).__name__}; training starts from the "
+                          "beginning", cache.CacheWarning, stacklevel=2)
             return None
+        return state
 
 
 def _rows(images: Any, rows: slice) -> Any:

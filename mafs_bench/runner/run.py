@@ -2,8 +2,14 @@
 
 A cell is (domain, corruption, severity): the clean cell of the in-domain set, every
 (corruption, severity) of it, and the clean cell of each shifted domain. Each side of a cell
-is encoded once and shared by every method and task; an image corruption reuses the clean text
-features and vice versa, so nothing is encoded twice within a run.
+is corrupted once, and encoded once per backend group and shared by every method and task of
+the group; an image corruption reuses the clean text features and vice versa, so nothing is
+encoded twice within a run.
+
+Models are grouped by backend (:meth:`Suite.backend_groups`: a model's own ``backend``, else the
+top-level one): each group gets its own backend instance, preflight and :class:`ModelBundle`,
+and encodes every cell's (shared) corrupted images and captions with its own encoder, so one
+leaderboard compares models on different encoders on exactly the same corrupted inputs.
 
 Results (see :mod:`mafs_bench.reporting.schema`) are rewritten after every cell, so a run that
 stops part way keeps everything computed so far:
@@ -18,7 +24,11 @@ stops part way keeps everything computed so far:
   (:data:`mafs_bench.reporting.schema.ITEMS_KEY`);
 * ``run.json``: the resolved suite, seeds, versions, git commit, device, timings, the
   training recipe (``training``: steps, seeds, ``augmentations``, ``corruptions_seen``), and
-  ``items``: per task, how each metric decomposes into per-item score columns.
+  ``items``: per task, how each metric decomposes into per-item score columns. ``models``:
+  per leaderboard row its method, class, options and ``backend`` (name, options, group index);
+  ``backends``: per group its spec, models, build info (cache keys, parameter counts) and
+  training recipe. ``training`` is the first group's recipe, with ``corruptions_seen`` the union
+  over groups.
 """
 
 from __future__ import annotations
@@ -40,12 +50,14 @@ import corruptions
 
 from .. import __version__
 from ..data import DataMissingError, ImageTextData, create_dataset
-from ..models.backends import ModelBundle, WeightsMissingError, create_backend
+from ..models.backends import Backend, ModelBundle, WeightsMissingError, create_backend
 from ..models.backends.base import ProgressFactory
+from ..models.encoder import ImageFeatures, TextFeatures
+from ..models.methods import ModelSpec
 from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
 from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES
 from ..tasks import EncodedCell, ItemScores, TaskResult, create_task
-from .suite import Suite
+from .suite import BackendSpec, Suite
 
 CLEAN = "none"
 
@@ -137,6 +149,21 @@ def corrupt_captions(data: ImageTextData, cell: Cell, seed: int) -> list[str]:
         return corruptions.apply_batch(cell.corruption, data.captions, cell.severity, seed=seed,
                                        sample_ids=data.caption_ids, groups=data.caption_image.tolist())
     return data.captions
+
+
+def encode_cell(state: "_GroupState", data: ImageTextData, cell: Cell, images: Any, captions: list[str] | None) -> EncodedCell:
+    """One group's features of a cell: the corrupted side (``images`` or ``captions``, made once
+    per cell for every group) encoded by the group's encoder, the clean sides from its caches."""
+    encoder = state.bundle.encoder
+    if cell.domain not in state.clean_images:
+        state.clean_images[cell.domain] = encoder.encode_images(data.images)
+    text_key = hash(tuple(data.captions))  # shifted domains share their captions
+    if text_key not in state.clean_texts:
+        state.clean_texts[text_key] = encoder.encode_texts(data.captions)
+    img_f = encoder.encode_images(images) if images is not None else state.clean_images[cell.domain]
+    txt_f = encoder.encode_texts(captions) if captions is not None else state.clean_texts[text_key]
+    return EncodedCell(img_f, txt_f, data.caption_image, state.scale, shared=state.shared,
+                       images_recur=images is None, texts_recur=captions is None)
 
 
 def git_commit() -> str | None:
@@ -261,21 +288,72 @@ def cell_means(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([row], columns=list(CUES_COLUMNS))
 
 
-def preflight(suite: Suite) -> tuple[Any, Any]:
-    """Create dataset and backend and collect everything missing, before any work."""
+@dataclass
+class BackendGroup:
+    """The models of a suite that share one backend spec, and that backend.
+
+    Attributes:
+        index: position among the suite's groups (first appearance order).
+        spec: the backend's name and options.
+        field: the suite field the spec comes from (``backend`` or ``models[i].backend``), for
+            error messages.
+        backend: the backend instance (None only inside :func:`preflight`, when creating it
+            failed).
+        models: the group's models, in suite order.
+    """
+
+    index: int
+    spec: BackendSpec
+    field: str
+    backend: Backend | None
+    models: list[ModelSpec]
+
+    @property
+    def label(self) -> str:
+        """How logs name the group: the backend name, with its index when it is not the first."""
+        return self.spec.name if self.index == 0 else f"{self.spec.name} (backend group {self.index + 1})"
+
+    def describe(self) -> dict[str, Any]:
+        """``{"name", "options"}`` of the group's backend (what ``run.json`` records per model)."""
+        return {"name": self.spec.name, "options": self.spec.options, "group": self.index}
+
+
+def backend_groups(suite: Suite) -> list[BackendGroup]:
+    """The suite's backend groups (:meth:`Suite.backend_groups`), backends not yet created."""
+    out = []
+    for index, (spec, models) in enumerate(suite.backend_groups()):
+        first = next(i for i, m in enumerate(suite.models) if m.name == models[0].name)
+        field_name = "backend" if suite.models[first].backend is None else f"models[{first}].backend"
+        out.append(BackendGroup(index, spec, field_name, None, models))
+    return out
+
+
+def preflight(suite: Suite) -> tuple[Any, list[BackendGroup]]:
+    """Create the dataset and every backend group's backend and collect everything missing
+    (from every backend), before any work.
+
+    Returns:
+        The dataset and the backend groups (each with its backend).
+
+    Raises:
+        PreflightError: one line per problem, naming the suite field.
+    """
     problems: list[str] = []
-    dataset = backend = None
+    dataset = None
     try:
         dataset = create_dataset(suite.dataset.name, **suite.dataset.options)
     except DataMissingError as err:
         problems.append(str(err))
     except (TypeError, ValueError) as err:
         problems.append(f"suite field dataset.options: {err}")
-    try:
-        backend = create_backend(suite.backend.name, **{"seed": suite.seed, **suite.backend.options})
-        problems += backend.preflight(suite.models)
-    except (TypeError, ValueError) as err:
-        problems.append(f"suite field backend.options: {err}")
+    groups = backend_groups(suite)
+    for group in groups:
+        prefix = "" if len(groups) == 1 else f"{group.field} ({group.spec.name}, models {', '.join(m.name for m in group.models)}): "
+        try:
+            group.backend = create_backend(group.spec.name, **{"seed": suite.seed, **group.spec.options})
+            problems += [prefix + p for p in group.backend.preflight(group.models)]
+        except (TypeError, ValueError) as err:
+            problems.append(f"suite field {group.field}.options: {err}")
     if dataset is not None:
         wanted = [suite.dataset.domain] if suite.dataset.domain else []
         for d in wanted + suite.dataset.shifted_domains:
@@ -283,31 +361,78 @@ def preflight(suite: Suite) -> tuple[Any, Any]:
                 problems.append(f"suite field dataset domain {d!r}: dataset {suite.dataset.name} has domains {list(dataset.domains)}")
     if problems:
         raise PreflightError("\n".join(f"- {p}" for p in problems))
-    return dataset, backend
+    return dataset, groups
+
+
+@dataclass
+class _GroupState:
+    """A built backend group during evaluation: its bundle and its own feature caches."""
+
+    group: BackendGroup
+    bundle: ModelBundle
+    clean_images: dict[str, ImageFeatures] = field(default_factory=dict)
+    clean_texts: dict[int, TextFeatures] = field(default_factory=dict)  # by caption list
+    shared: dict[Any, Any] = field(default_factory=dict)  # the EncodedCell run-level memo
+
+    @property
+    def scale(self) -> float:
+        return float(self.bundle.encoder.logit_scale.detach())
+
+
+def build_groups(groups: list[BackendGroup], dataset: Any, device: torch.device, progress: ProgressFactory,
+                 seeds: list[int], log: Callable[[str], None] = print) -> list[ModelBundle]:
+    """Build every group's bundle (train or load its models), in order."""
+    bundles = []
+    for group in groups:
+        log(f"[models] backend {group.label} on {device}: {', '.join(m.name for m in group.models)}")
+        assert group.backend is not None, "preflight creates every backend"
+        bundle = group.backend.build(dataset, group.models, device, progress, seeds)
+        missing = [m.name for m in group.models if any(m.name not in bundle.methods[s] for s in seeds)]
+        if missing:
+            raise RuntimeError(f"backend {group.label} built no model for {missing} (bundle rows: "
+                               f"{sorted(next(iter(bundle.methods.values()), {}))})")
+        bundles.append(bundle)
+    return bundles
+
+
+def run_metadata(suite: Suite, groups: list[BackendGroup], bundles: list[ModelBundle]) -> dict[str, Any]:
+    """``models``, ``backends`` and ``training`` of ``run.json`` (see the module docstring)."""
+    models: dict[str, Any] = {}
+    backends = []
+    for group, bundle in zip(groups, bundles):
+        for spec in group.models:
+            models[spec.name] = {**spec.describe(), "backend": group.describe()}
+        backends.append({"name": group.spec.name, "options": group.spec.options, "field": group.field,
+                         "models": [m.name for m in group.models], "info": bundle.info, "training": bundle.training})
+    models = {name: models[name] for name in suite.model_names}
+    training = dict(bundles[0].training)
+    seen = [c for b in bundles for c in (b.training.get("corruptions_seen") or [])]
+    training["corruptions_seen"] = list(dict.fromkeys(seen))
+    return {"models": models, "backends": backends, "training": training}
 
 
 def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Callable[[str], None] = print,
               suite_source: str = "") -> RunResult:
     """Evaluate ``suite`` and write its results and report into ``out_dir``."""
     start = time.time()
-    dataset, backend = preflight(suite)
+    dataset, groups = preflight(suite)
     device = resolve_device(suite.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     in_domain = suite.dataset.domain or dataset.domains[0]
     tasks = {t.name: create_task(t.name, **t.options) for t in suite.tasks}
 
-    log(f"[models] backend {suite.backend.name} on {device}: {', '.join(suite.models)}")
     timings: dict[str, float] = {}
     tick = time.time()
     seeds = suite.training_seeds
-    bundle: ModelBundle = backend.build(dataset, suite.models, device, progress, seeds)
+    bundles = build_groups(groups, dataset, device, progress, seeds, log)
+    states = [_GroupState(g, b) for g, b in zip(groups, bundles)]
     timings["models"] = round(time.time() - tick, 1)
-    log(f"[models] ready in {timings['models']:.0f} s; evaluating {len(plan_cells(suite, in_domain))} cells")
-    tick = time.time()
     cells = plan_cells(suite, in_domain)
+    log(f"[models] ready in {timings['models']:.0f} s; evaluating {len(cells)} cells")
+    tick = time.time()
     meta = {"suite": suite.model_dump(), "suite_file": suite_source, "seed": suite.seed, "seeds": seeds,
-            "device": str(device), "versions": versions(), "git_commit": git_commit(), "models": bundle.info,
-            "training": bundle.training,
+            "device": str(device), "versions": versions(), "git_commit": git_commit(),
+            **run_metadata(suite, groups, bundles),
             "dataset": {"name": suite.dataset.name, **dataset.describe()},
             "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
             "items": {name: t.item_metrics for name, t in tasks.items()},
@@ -316,34 +441,29 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
 
     writer = ResultsWriter(out_dir, tuple(dict.fromkeys(c for t in tasks.values() for c in t.item_columns)))
     data_by_domain: dict[str, ImageTextData] = {}
-    clean_images: dict[str, Any] = {}
-    clean_texts: dict[int, Any] = {}  # by caption list: shifted domains share their captions
-    shared: dict[Any, Any] = {}
     update = progress("evaluate cells", len(cells))
-    scale = float(bundle.encoder.logit_scale.detach())
     for done, cell in enumerate(cells):
         if cell.domain not in data_by_domain:
             data_by_domain[cell.domain] = dataset.load(cell.domain)
         data = data_by_domain[cell.domain]
-        if cell.domain not in clean_images:
-            clean_images[cell.domain] = bundle.encoder.encode_images(data.images)
-        text_key = hash(tuple(data.captions))
-        if text_key not in clean_texts:
-            clean_texts[text_key] = bundle.encoder.encode_texts(data.captions)
-        img_f, txt_f = clean_images[cell.domain], clean_texts[text_key]
-        if cell.modality == "image":
-            img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend))
-        elif cell.modality in ("text", "pair"):
-            txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
-        encoded = EncodedCell(img_f, txt_f, data.caption_image, scale, shared=shared,
-                              images_recur=cell.modality != "image", texts_recur=cell.modality not in ("text", "pair"))
+        # the cell's corrupted side, made once and encoded by every group's own encoder
+        images = corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend) \
+            if cell.modality == "image" else None
+        captions = corrupt_captions(data, cell, suite.seed) if cell.modality in ("text", "pair") else None
+        results: dict[tuple[str, int, str], TaskResult] = {}
+        for state in states:
+            encoded = encode_cell(state, data, cell, images, captions)
+            for task_name, task in tasks.items():
+                for seed, methods in state.bundle.methods.items():
+                    for spec in state.group.models:
+                        results[(task_name, seed, spec.name)] = task.evaluate(encoded, methods[spec.name])
         metric_rows: list[dict[str, Any]] = []
-        weight_rows: list[dict[str, Any]] = []
+        weight_rows: list[pd.DataFrame] = []
         item_rows: list[pd.DataFrame] = []
-        for task_name, task in tasks.items():
-            for seed, methods in bundle.methods.items():
-                for model_name, method in methods.items():
-                    result = task.evaluate(encoded, method)
+        for task_name in tasks:  # rows in suite order: task, seed, model
+            for seed in seeds:
+                for model_name in suite.model_names:
+                    result = results[(task_name, seed, model_name)]
                     warn_nonfinite(log, result, f"{model_name} (seed {seed})", task_name, cell)
                     common = {"model": model_name, "seed": seed, "task": task_name, "dataset": data.name,
                               "domain": cell.domain, "corruption": cell.corruption, "modality": cell.modality,

@@ -17,6 +17,19 @@ Example::
     tasks: [{name: retrieval, k: 16}]
     corruptions: [gaussian_noise, keyboard, caption_shuffle]
     severities: [1, 3, 5]
+
+A ``models:`` entry is a name (a registered fusion method, evaluated under that name) or a
+mapping (:class:`ModelEntry`)::
+
+    models:
+      - clip
+      - {name: my_fusion, method: "my_package.fusion:MyFusion", options: {width: 64}}
+      - {name: mafs_small, method: mafs, options: {width: 64}, backend: {name: embedded, options: {...}}}
+
+``name`` is the leaderboard row; ``method`` a registered name, ``"package.module:Class"`` (imported
+here, at validation) or a name of the entry-point group ``mafs_bench.fusion_methods``
+(:mod:`mafs_bench.models.methods`); ``options`` the method's options; ``backend`` (a name or
+``{name, options}``) the model's own backend, the top-level ``backend`` being the default.
 """
 
 from __future__ import annotations
@@ -31,7 +44,7 @@ import corruptions
 
 from ..data import DATASETS
 from ..models.backends import BACKENDS
-from ..models.fusion import FUSIONS
+from ..models.methods import ModelSpec, resolve_method
 from ..tasks import TASKS
 
 SUITE_VERSION = 1
@@ -62,10 +75,15 @@ class DatasetSpec(_Strict):
 
 
 class BackendSpec(_Strict):
-    """``backend:`` block."""
+    """``backend:`` block (also a model's own ``backend``; a plain name means no options)."""
 
     name: str = "embedded"
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
 
     @field_validator("name")
     @classmethod
@@ -73,6 +91,48 @@ class BackendSpec(_Strict):
         if v not in BACKENDS:
             raise ValueError(BACKENDS.unknown_message(v))
         return v
+
+    def key(self) -> str:
+        """Canonical text of the spec: models whose backends have equal keys share one backend."""
+        import json
+
+        return json.dumps({"name": self.name, "options": self.options}, sort_keys=True, default=str)
+
+
+class ModelEntry(_Strict):
+    """One entry of ``models:``: a leaderboard row and the fusion method behind it.
+
+    A plain string ``m`` is ``{name: m}``. ``method`` defaults to ``name``; it is resolved (and a
+    ``"module:Class"`` imported) at validation, so a bad reference stops before any work.
+    """
+
+    name: str = Field(min_length=1)
+    method: str = ""
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: this model's backend; None: the suite's top-level ``backend``
+    backend: BackendSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data, "method": data}
+        if isinstance(data, dict) and not data.get("method") and isinstance(data.get("name"), str):
+            return {**data, "method": data["name"]}
+        return data
+
+    @field_validator("method")
+    @classmethod
+    def _resolve(cls, v: str) -> str:
+        try:
+            resolve_method(v)
+        except (ValueError, KeyError) as err:  # MethodReferenceError, UnknownNameError
+            raise ValueError(str(err)) from None
+        return v
+
+    def spec(self) -> ModelSpec:
+        """The :class:`~mafs_bench.models.methods.ModelSpec` a backend builds."""
+        return ModelSpec(self.name, self.method, dict(self.options))
 
 
 class TaskSpec(_Strict):
@@ -111,7 +171,7 @@ class Suite(_Strict):
     seeds: list[int] | None = None
     dataset: DatasetSpec
     backend: BackendSpec = Field(default_factory=BackendSpec)
-    models: list[str] = Field(min_length=1)
+    models: list[ModelEntry] = Field(min_length=1)
     tasks: list[TaskSpec] = Field(min_length=1)
     corruptions: list[str] = Field(default_factory=list)
     severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
@@ -121,13 +181,34 @@ class Suite(_Strict):
 
     @field_validator("models")
     @classmethod
-    def _models(cls, v: list[str]) -> list[str]:
-        for m in v:
-            if m not in FUSIONS:
-                raise ValueError(FUSIONS.unknown_message(m))
-        if len(set(v)) != len(v):
-            raise ValueError(f"models listed twice: {sorted({m for m in v if v.count(m) > 1})}")
+    def _models(cls, v: list[ModelEntry]) -> list[ModelEntry]:
+        names = [m.name for m in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names (leaderboard rows) listed twice: "
+                             f"{sorted({n for n in names if names.count(n) > 1})}")
         return v
+
+    @property
+    def model_names(self) -> list[str]:
+        """The leaderboard rows, in suite order."""
+        return [m.name for m in self.models]
+
+    def model_specs(self) -> list[ModelSpec]:
+        """Every model as a :class:`~mafs_bench.models.methods.ModelSpec`, in suite order."""
+        return [m.spec() for m in self.models]
+
+    def backend_of(self, model: ModelEntry) -> BackendSpec:
+        """``model``'s backend: its own, else the top-level ``backend``."""
+        return model.backend if model.backend is not None else self.backend
+
+    def backend_groups(self) -> list[tuple[BackendSpec, list[ModelSpec]]]:
+        """Models grouped by backend spec (equal name and options: one group), in order of
+        first appearance; each group is built once and encodes every cell with its own encoder."""
+        groups: dict[str, tuple[BackendSpec, list[ModelSpec]]] = {}
+        for entry in self.models:
+            spec = self.backend_of(entry)
+            groups.setdefault(spec.key(), (spec, []))[1].append(entry.spec())
+        return list(groups.values())
 
     @field_validator("seeds")
     @classmethod

@@ -1,7 +1,13 @@
-"""Tasks (retrieval now; VQA and captioning plug in the same way), registered in :data:`TASKS`."""
+"""Tasks (retrieval now; VQA and captioning plug in the same way), registered in :data:`TASKS`.
 
-from . import retrieval  # noqa: F401  (registration)
+Every module of this package is imported (:func:`~mafs_bench.registry.import_submodules`): a new
+task is one new module with a ``@TASKS.register`` class.
+"""
+
+from ..registry import import_submodules
 from .base import TASKS, EncodedCell, ItemScores, Task, TaskResult
+
+import_submodules(__name__)  # registration
 
 __all__ = ["TASKS", "EncodedCell", "ItemScores", "Task", "TaskResult", "create_task"]
 

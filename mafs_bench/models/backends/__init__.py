@@ -1,7 +1,13 @@
-"""Model backends registered in :data:`BACKENDS` (``embedded``, ``open_clip``, ``hf``)."""
+"""Model backends registered in :data:`BACKENDS` (``embedded``, ``open_clip``, ``hf``).
 
-from . import embedded, hf, open_clip_hub  # noqa: F401  (registration)
+Every module of this package is imported (:func:`~mafs_bench.registry.import_submodules`): a new
+backend is one new module with a ``@BACKENDS.register`` class.
+"""
+
+from ...registry import import_submodules
 from .base import BACKENDS, Backend, ModelBundle, WeightsMissingError
+
+import_submodules(__name__)  # registration
 
 __all__ = ["BACKENDS", "Backend", "ModelBundle", "WeightsMissingError", "create_backend"]
 

@@ -1,9 +1,15 @@
 """Model backends: where the encoder comes from and how the fusion methods get their weights.
 
 A backend turns a suite's model list into a :class:`ModelBundle` (one encoder shared by every
-method, plus the methods by name). ``embedded`` trains small models on the embedded world and
-caches them; ``open_clip`` loads pretrained open_clip weights from local files. A backend checks
-what it needs before any work (:meth:`Backend.preflight`), so a missing file stops a run at once.
+method, plus the methods by leaderboard row). ``embedded`` trains small models on the embedded
+world and caches them; ``open_clip`` loads pretrained open_clip weights from local files. A
+backend checks what it needs before any work (:meth:`Backend.preflight`), so a missing file stops
+a run at once.
+
+Models reach a backend as :class:`~mafs_bench.models.methods.ModelSpec` (row name, method
+reference, options); a plain name ``m`` means ``ModelSpec(m)`` (use
+:func:`~mafs_bench.models.methods.as_model_specs`). One suite may use several backends: the runner
+groups its models by backend spec and builds each group with its own backend instance.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from ...registry import Registry
 from ..encoder import ImageFeatures, TextFeatures
 from ..fusion import FusionMethod
 from ..heads import ProgressFactory
+from ..methods import ModelSpec
 
 
 
@@ -40,7 +47,7 @@ class Encoder(Protocol):
 class ModelBundle:
     """One encoder and the fusion methods that run on its features, per training seed.
 
-    ``methods[seed][name]``: the method ``name`` trained with ``seed`` (methods without
+    ``methods[seed][row]``: the model of leaderboard row ``row`` trained with ``seed`` (methods without
     trainable weights appear under every seed as the same object). ``info`` goes to
     ``run.json["models"]``; ``training`` to ``run.json["training"]`` (the recipe: steps, seeds,
     ``augmentations``, and ``corruptions_seen``: registered corruptions the heads trained on).
@@ -60,13 +67,15 @@ class ModelBundle:
 class Backend:
     """Base class of registered backends; ``options`` come from the suite's ``backend`` block."""
 
-    def preflight(self, models: list[str]) -> list[str]:
-        """Problems that would stop a run (missing weights, unsupported methods); empty if none."""
+    def preflight(self, models: list[str | ModelSpec]) -> list[str]:
+        """Problems that would stop a run (missing weights, unsupported methods or options);
+        empty if none. ``models``: this backend's models (names or ModelSpecs)."""
         return []
 
-    def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory,
+    def build(self, dataset: Any, models: list[str | ModelSpec], device: torch.device, progress: ProgressFactory,
               seeds: list[int]) -> ModelBundle:
-        """Load (or train) the encoder and every method in ``models``, once per training seed."""
+        """Load (or train) the encoder and every model in ``models``, once per training seed;
+        ``methods[seed]`` of the bundle is keyed by each model's row name."""
         raise NotImplementedError
 
 

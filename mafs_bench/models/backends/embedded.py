@@ -4,7 +4,9 @@ The dual encoder (an open_clip ``CustomTextCLIP`` from a bundled config, word-le
 trained contrastively; each fusion network is then trained on its frozen features (see
 :mod:`mafs_bench.models.training`). Weights are cached by a hash of everything that determines
 them, so the second run of a suite trains nothing. Methods sharing a network design and options
-(``albef`` and ``blip``) share one set of trained weights.
+(``albef`` and ``blip``) share one set of trained weights. A method from outside mafs-bench (a
+plugin, :mod:`mafs_bench.models.methods`) trains by the same code under the same recipe; its key
+adds the plugin's class and source hashes, so it shares weights with no built-in.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import torch
 
 from .. import cache
 from ..encoder import DualEncoder, load_encoder_config
-from ..fusion import FUSIONS, create_fusion
+from ..fusion import FusionMethod
 from ..fusion_training import FusionTrainConfig
-from ..heads import HeadTrainer, load_into, model_entries, split_pool
+from ..heads import HeadTrainer, load_into, split_pool
+from ..methods import ModelSpec, as_model_specs
 from ..tokenizer import WordTokenizer
 from ..training import EncoderTrainConfig, train_encoder
 from .base import BACKENDS, Backend, ModelBundle, ProgressFactory
@@ -41,7 +44,8 @@ class EmbeddedBackend(Backend):
         fusion_pool: training images whose features train the fusion heads.
         reference_size: held-out training images (after the pool) whose clean features form the
             reference banks of :meth:`FusionMethod.fit_reference` (MA-AFS's cue banks).
-        methods: per-method options, e.g. ``{mafs: {kl_weight: 0.01, temperature: 1.0}}``.
+        methods: per-model options by leaderboard row, e.g. ``{mafs: {kl_weight: 0.01}}``;
+            a model entry's own ``options`` override them.
         seed: the encoder's training seed (the suite's ``seed``); the fusion heads are trained
             once per seed of the suite's ``seeds`` (:meth:`build`).
     """
@@ -69,33 +73,49 @@ class EmbeddedBackend(Backend):
         self.reference_size = reference_size
         self.method_options = methods or {}
 
-    def preflight(self, models: list[Any]) -> list[str]:
-        """Unknown methods, and method options a method refuses (checked on a tiny instance)."""
-        entries = model_entries(models)
-        problems = [FUSIONS.unknown_message(e.method) for e in entries if e.method not in FUSIONS]
-        methods = {e.method for e in entries}
-        unknown = sorted(set(self.method_options) - methods)
+    def preflight(self, models: list[str | ModelSpec]) -> list[str]:
+        """Unresolvable methods, and options a method refuses (checked by building it at the
+        encoder's widths)."""
+        specs = as_model_specs(models)
+        problems: list[str] = []
+        unknown = sorted(set(self.method_options) - {m.name for m in specs})
         if unknown:
             problems.append(f"backend.options.methods: options for models the suite does not list: {unknown}")
-        for e in entries:
-            if e.method in FUSIONS:
-                if FUSIONS.get(e.method).pretrained_head:
-                    problems.append(f"model {e.name!r}: method {e.method!r} runs a backend's own pretrained head; "
-                                    f"the embedded backend has none (use the hf backend)")
-                    continue
-                try:
-                    create_fusion(e.method, 16, 16, **{"width": 16, "heads": 2, **self.method_options.get(e.method, {}),
-                                                       **e.options})
-                except (TypeError, ValueError) as err:
-                    problems.append(f"backend.options.methods.{e.method}: {err}")
+        widths = self._widths()
+        for spec in specs:
+            where = f"models.{spec.name}.options" if spec.options else f"backend.options.methods.{spec.name}"
+            try:
+                cls = spec.cls
+            except (ValueError, KeyError) as err:
+                problems.append(f"model {spec.name!r}: {err}")
+                continue
+            if cls.pretrained_head:
+                problems.append(f"model {spec.name!r}: method {spec.method!r} runs a backend model's own pretrained "
+                                f"head; the embedded backend has none (give the model the hf backend)")
+                continue
+            try:
+                self._create(spec, *widths)
+            except (TypeError, ValueError) as err:
+                problems.append(f"{where}: {err}")
+            except Exception as err:  # noqa: BLE001 - a plugin's constructor may fail in any way
+                problems.append(f"{where}: building {spec.method!r} failed: {type(err).__name__}: {err}")
         return problems
+
+    def _widths(self) -> tuple[int, int]:
+        """Token widths (image, text) of the encoder the fusion heads read."""
+        return int(self.encoder_config["vision_cfg"]["width"]), int(self.encoder_config["text_cfg"]["width"])
+
+    def _create(self, spec: ModelSpec, image_width: int, text_width: int) -> FusionMethod:
+        """``spec``'s method with the backend's options for its row under the spec's own."""
+        return spec.create(image_width, text_width, **self.method_options.get(spec.name, {}))
 
     def split_pool(self, n_train: int) -> tuple[slice, slice]:
         """Training-split rows of the fusion pool and of the reference banks (:func:`split_pool`)."""
         return split_pool(n_train, self.fusion_pool, self.reference_size)
 
-    def build(self, dataset: Any, models: list[Any], device: torch.device, progress: ProgressFactory,
+    def build(self, dataset: Any, models: list[str | ModelSpec], device: torch.device, progress: ProgressFactory,
               seeds: list[int]) -> ModelBundle:
+        specs = as_model_specs(models)
         vocab = dataset.vocabulary()
         if vocab is None:
             raise ValueError(f"backend 'embedded' trains on the dataset's training split, but dataset "
@@ -133,8 +153,7 @@ class EmbeddedBackend(Backend):
         encoder.eval().to(device)
         info["encoder_params"] = sum(p.numel() for p in encoder.parameters())
 
-        image_width = int(self.encoder_config["vision_cfg"]["width"])
-        text_width = int(self.encoder_config["text_cfg"]["width"])
+        image_width, text_width = self._widths()
 
         @contextlib.contextmanager
         def on_cpu() -> Iterator[None]:  # the pool is encoded and the heads trained on the CPU
@@ -150,7 +169,7 @@ class EmbeddedBackend(Backend):
 
         trainer = HeadTrainer(encoder, info["encoder_key"], recipe, image_width, text_width, self.fusion_train,
                               self.fusion_pool, self.reference_size, split, progress, kind="fusion", encoding=on_cpu)
-        by_seed, head_info = trainer.build(model_entries(models), seeds, self.method_options, device)
+        by_seed, head_info = trainer.build(specs, seeds, self.method_options, device)
         info.update(head_info)
         recipe_out = {k: v for k, v in self.fusion_train.as_dict().items() if k != "seed"}
         training = {"encoder": self.encoder_train.as_dict(), "fusion": recipe_out, "seeds": list(seeds),

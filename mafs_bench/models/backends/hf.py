@@ -44,7 +44,8 @@ from torch import nn
 from .. import cache
 from ..encoder import ImageFeatures, TextFeatures
 from ..fusion import FusionMethod
-from ..heads import ProgressFactory, model_entries
+from ..heads import ProgressFactory
+from ..methods import ModelSpec, as_model_specs
 from .base import BACKENDS, ModelBundle, WeightsMissingError
 from .open_clip_hub import hf_cache_dir
 from .pretrained import (PretrainedBackend, autocast, encoder_key, image_batches, resolve_batch_size, resolve_precision,
@@ -276,7 +277,7 @@ class HFBackend(PretrainedBackend):
         except WeightsMissingError:
             return True  # the missing model is reported on its own
 
-    def preflight(self, models: list[Any]) -> list[str]:
+    def preflight(self, models: list[str | ModelSpec]) -> list[str]:
         problems: list[str] = []
         try:
             arch = architecture(self.folder())
@@ -307,7 +308,7 @@ class HFBackend(PretrainedBackend):
         return wrapper(model, processor, device, resolve_precision(self.precision, device),
                        resolve_batch_size(self.batch_size, device), resolve_workers(self.num_workers, device), max_len)
 
-    def build(self, dataset: Any, models: list[Any], device: torch.device, progress: ProgressFactory,
+    def build(self, dataset: Any, models: list[str | ModelSpec], device: torch.device, progress: ProgressFactory,
               seeds: list[int]) -> ModelBundle:
         problems = self.preflight(models)
         if problems:
@@ -324,7 +325,7 @@ class HFBackend(PretrainedBackend):
                 raise WeightsMissingError(f"hf model {self.model_id!r} ({architecture(folder)}) has no ITM head")
             method.attach(head)  # type: ignore[attr-defined]
 
-        by_seed, heads_info = self.build_methods(encoder, key, dataset, model_entries(models), seeds, device, progress,
+        by_seed, heads_info = self.build_methods(encoder, key, dataset, as_model_specs(models), seeds, device, progress,
                                                  attach)
         info = {"model": self.model_id, "folder": str(folder), "architecture": architecture(folder), "encoder_key": key,
                 "precision": encoder.precision, "max_text_length": encoder.max_text_length,

@@ -42,7 +42,8 @@ from PIL import Image
 
 from .. import cache
 from ..encoder import ImageFeatures, TextFeatures
-from ..heads import ProgressFactory, model_entries
+from ..heads import ProgressFactory
+from ..methods import ModelSpec, as_model_specs
 from .base import BACKENDS, ModelBundle, WeightsMissingError
 from .pretrained import (PretrainedBackend, autocast, encoder_key, image_batches, resolve_batch_size, resolve_precision,
                          resolve_workers)
@@ -142,11 +143,12 @@ def resolve_source(model: str, pretrained: str | None, checkpoint: str | None) -
         WeightsMissingError: a piece is missing; the message names the model, the tag, where it
             looked and how to provide it.
     """
+    arch, tag = (model, pretrained or "TAG") if not model.startswith((LOCAL_PREFIX, HF_PREFIX)) else ("ARCH", "TAG")
     how = ("Provide it in one of these ways: an open_clip folder (open_clip_config.json + weights) as "
            "backend.options.model: local-dir:/path; a weights file as backend.options.checkpoint with the "
            "architecture as model; or, on a machine with internet, run `python -c \"import open_clip; "
-           "open_clip.create_model_and_transforms('ViT-B-32', pretrained='laion2b_s34b_b79k')\"` (your model and tag) "
-           f"and copy its Hugging Face cache to {hf_cache_dir()} here (or set HF_HUB_CACHE to the copy).")
+           f"open_clip.create_model_and_transforms('{arch}', pretrained='{tag}')\"` and copy its Hugging Face cache "
+           f"to {hf_cache_dir()} here (or set HF_HUB_CACHE to the copy).")
     if model.startswith(LOCAL_PREFIX):
         folder = Path(os.path.expandvars(model[len(LOCAL_PREFIX):])).expanduser()
         config = folder / "open_clip_config.json"
@@ -341,7 +343,7 @@ class OpenClipBackend(PretrainedBackend):
             self._source = resolve_source(self.model_name, self.pretrained, self.checkpoint)
         return self._source
 
-    def preflight(self, models: list[Any]) -> list[str]:
+    def preflight(self, models: list[str | ModelSpec]) -> list[str]:
         problems = self.method_problems(models)
         try:
             self.source()
@@ -349,7 +351,7 @@ class OpenClipBackend(PretrainedBackend):
             problems.append(str(err))
         return problems
 
-    def build(self, dataset: Any, models: list[Any], device: torch.device, progress: ProgressFactory,
+    def build(self, dataset: Any, models: list[str | ModelSpec], device: torch.device, progress: ProgressFactory,
               seeds: list[int]) -> ModelBundle:
         problems = self.preflight(models)
         if problems:
@@ -365,7 +367,7 @@ class OpenClipBackend(PretrainedBackend):
                     "create": {k: list(v) if isinstance(v, tuple) else v for k, v in src.create_kwargs.items()},
                     "preprocess": repr(preprocess), "precision": precision}
         key = encoder_key(identity)
-        entries = model_entries(models)
+        entries = as_model_specs(models)
         by_seed, heads_info = self.build_methods(encoder, key, dataset, entries, seeds, device, progress)
         info = {"model": self.model_name, "pretrained": self.pretrained, "weights": src.weights, "encoder_key": key,
                 "precision": precision, "encoder_params": sum(p.numel() for p in model.parameters()), **heads_info}

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from .. import cache
-from ..fusion import FUSIONS, FusionMethod, create_fusion
+from ..fusion import FusionMethod
 from ..fusion_training import FusionTrainConfig
-from ..heads import HeadTrainer, ModelEntry, ProgressFactory, model_entries
+from ..heads import HeadTrainer, ProgressFactory
+from ..methods import ModelSpec, as_model_specs
 from .base import Backend
 
 #: images per forward pass by device type (``batch_size: auto``)
@@ -112,7 +113,8 @@ class PretrainedBackend(Backend):
             defaults as the embedded backend's).
         fusion_pool: training-split images whose features train the heads.
         reference_size: further training-split images whose features form the reference banks.
-        methods: per-method options, e.g. ``{mafs: {queries: tokens}}``.
+        methods: per-model options by leaderboard row, e.g. ``{mafs: {queries: tokens}}``; a model
+            entry's own ``options`` override them.
         checkpoint_every: steps between head-training checkpoints (resume after an interruption).
         seed: unused (the suite's ``seeds`` are the heads' training seeds); accepted for a
             uniform suite schema.
@@ -153,49 +155,54 @@ class PretrainedBackend(Backend):
 
     # --- shared ---------------------------------------------------------------------------------
 
-    def method_problems(self, models: Sequence[Any]) -> list[str]:
-        """Unknown methods, ``itm_head`` on a model without one, options a method refuses."""
-        entries = model_entries(models)
-        problems = [FUSIONS.unknown_message(e.method) for e in entries if e.method not in FUSIONS]
-        unknown = sorted(set(self.method_options) - {e.method for e in entries})
+    def method_problems(self, models: Sequence[str | ModelSpec]) -> list[str]:
+        """Unresolvable methods, ``itm_head`` on a model without one, options a method refuses
+        (checked by building it at placeholder widths; the real ones are known once the model
+        is loaded)."""
+        specs = as_model_specs(models)
+        problems: list[str] = []
+        unknown = sorted(set(self.method_options) - {m.name for m in specs})
         if unknown:
-            problems.append(f"backend.options.methods: options for methods the suite does not list: {unknown}")
-        for e in entries:
-            if e.method not in FUSIONS:
-                continue
-            options = {**self.method_options.get(e.method, {}), **e.options}
-            if FUSIONS.get(e.method).pretrained_head:
-                if not self.has_pretrained_head():
-                    problems.append(f"model {e.name!r}: method {e.method!r} needs a model with its own image-text "
-                                    f"matching head (e.g. BlipForImageTextRetrieval through the hf backend); "
-                                    f"backend {self.name!r} with this model has none")
-                try:
-                    create_fusion(e.method, 16, 16, **options)
-                except (TypeError, ValueError) as err:
-                    problems.append(f"model {e.name!r} ({e.method}) options: {err}")
-                continue
+            problems.append(f"backend.options.methods: options for models the suite does not list: {unknown}")
+        for spec in specs:
+            where = f"models.{spec.name}.options" if spec.options else f"backend.options.methods.{spec.name}"
             try:
-                create_fusion(e.method, 16, 16, **{"width": 16, "heads": 2, **options})
+                cls = spec.cls
+            except (ValueError, KeyError) as err:
+                problems.append(f"model {spec.name!r}: {err}")
+                continue
+            if cls.pretrained_head and not self.has_pretrained_head():
+                problems.append(f"model {spec.name!r}: method {spec.method!r} needs a model with its own image-text "
+                                f"matching head (BlipForImageTextRetrieval through the hf backend); backend "
+                                f"{self.name!r} with this model has none")
+            try:
+                self._create(spec, 64, 64)
             except (TypeError, ValueError) as err:
-                problems.append(f"model {e.name!r} ({e.method}) options: {err}")
+                problems.append(f"{where}: {err}")
+            except Exception as err:  # noqa: BLE001 - a plugin's constructor may fail in any way
+                problems.append(f"{where}: building {spec.method!r} failed: {type(err).__name__}: {err}")
         return problems
 
-    def build_methods(self, encoder: Any, encoder_key: str, dataset: Any, entries: list[ModelEntry],
+    def _create(self, spec: ModelSpec, image_width: int, text_width: int) -> FusionMethod:
+        """``spec``'s method with the backend's options for its row under the spec's own."""
+        return spec.create(image_width, text_width, **self.method_options.get(spec.name, {}))
+
+    def build_methods(self, encoder: Any, encoder_key: str, dataset: Any, specs: list[ModelSpec],
                       seeds: Sequence[int], device: torch.device, progress: ProgressFactory,
                       attach: Callable[[FusionMethod], None] | None = None) -> tuple[dict[int, dict[str, FusionMethod]], dict[str, Any]]:
-        """Every entry's method per seed: ITC-only methods as they are, ``itm_head`` methods with
+        """Every model's method per seed: ITC-only methods as they are, ``itm_head`` methods with
         the model's own head (``attach``), the rest trained on the encoder's features
-        (:class:`HeadTrainer`, cached). Returns ``(methods[seed][name], info)``."""
-        trainable = [e for e in entries if FUSIONS.get(e.method).has_fusion and not FUSIONS.get(e.method).pretrained_head]
+        (:class:`HeadTrainer`, cached). Returns ``(methods[seed][row], info)``."""
+        trainable = [s for s in specs if s.cls.has_fusion and not s.cls.pretrained_head]
         by_seed: dict[int, dict[str, FusionMethod]] = {s: {} for s in seeds}
         info: dict[str, Any] = {}
         if trainable:
             image_width, text_width = encoder.token_widths()
 
             def split() -> tuple[Any, list[list[str]]]:
-                found = dataset.training_data()
+                found = dataset.training_data() if dataset is not None else None
                 if found is None:
-                    raise ValueError(f"backend {self.name!r}: models {[e.name for e in trainable]} train fusion heads on "
+                    raise ValueError(f"backend {self.name!r}: models {[s.name for s in trainable]} train fusion heads on "
                                      f"the dataset's training split, but dataset {type(dataset).__name__} has none")
                 return found[0], list(found[1])
 
@@ -205,21 +212,20 @@ class PretrainedBackend(Backend):
             heads, info = trainer.build(trainable, seeds, self.method_options, device)
             for s in seeds:
                 by_seed[s].update(heads[s])
-        shared: dict[str, FusionMethod] = {}
-        for e in entries:
-            if e in trainable:
+        fixed: dict[str, FusionMethod] = {}
+        for spec in specs:
+            if spec in trainable:
                 continue
-            options = {**self.method_options.get(e.method, {}), **e.options}
-            method = create_fusion(e.method, 0, 0, **options)
-            if FUSIONS.get(e.method).pretrained_head:
+            method = self._create(spec, 0, 0)
+            if spec.cls.pretrained_head:
                 if attach is None:
-                    raise ValueError(f"model {e.name!r}: backend {self.name!r} has no pretrained head for {e.method!r}")
+                    raise ValueError(f"model {spec.name!r}: backend {self.name!r} has no pretrained head for {spec.method!r}")
                 attach(method)
-                method.weights_id = f"{e.method}:{encoder_key}"
-            shared[e.name] = method.eval().to(device)
+                method.weights_id = f"{spec.method}:{encoder_key}"
+            fixed[spec.name] = method.eval().to(device)
         for s in seeds:  # fixed methods: the same object under every seed
-            by_seed[s].update(shared)
-            by_seed[s] = {e.name: by_seed[s][e.name] for e in entries}
+            by_seed[s].update(fixed)
+            by_seed[s] = {spec.name: by_seed[s][spec.name] for spec in specs}
         return by_seed, info
 
     def training_record(self, seeds: Sequence[int], trained: bool) -> dict[str, Any]:
@@ -233,10 +239,10 @@ class PretrainedBackend(Backend):
                 "augmentations": list(self.fusion_train.augmentations),
                 "corruptions_seen": list(self.fusion_train.corruptions)}
 
-    def trains_heads(self, models: Sequence[Any]) -> bool:
+    @staticmethod
+    def trains_heads(models: Sequence[str | ModelSpec]) -> bool:
         """Whether any model trains a fusion head."""
-        return any(FUSIONS.get(e.method).has_fusion and not FUSIONS.get(e.method).pretrained_head
-                   for e in model_entries(models) if e.method in FUSIONS)
+        return any(s.cls.has_fusion and not s.cls.pretrained_head for s in as_model_specs(models))
 
 
 def encoder_key(identity: dict[str, Any]) -> str:

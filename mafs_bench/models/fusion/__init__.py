@@ -1,14 +1,18 @@
 """Fusion methods, one file each, registered in :data:`FUSIONS` by name.
 
-Adding a method (QMF, PDF, GMU, ...) is one new module with a ``@FUSIONS.register`` class and an
-import line here.
+Adding a method (QMF, PDF, GMU, ...) is one new module with a ``@FUSIONS.register`` class: every
+module of this package is imported here (:func:`~mafs_bench.registry.import_submodules`). A method
+outside mafs-bench needs no registration at all: a suite names it as ``"package.module:Class"`` or
+through the entry-point group ``mafs_bench.fusion_methods`` (:mod:`mafs_bench.models.methods`).
 """
 
-from . import albef, blip, clip, fixed_sum, itm_head, mafs  # noqa: F401  (registration)
+from ...registry import import_submodules
 from .base import CUE_NAMES, FUSIONS, FusionMethod, PairOutput, PairSignals, ReferencePool, gather
 
 __all__ = ["CUE_NAMES", "FUSIONS", "FusionMethod", "PairOutput", "PairSignals", "ReferencePool", "gather",
            "create_fusion"]
+
+import_submodules(__name__)  # registration: one module per method
 
 
 def create_fusion(name: str, image_width: int, text_width: int, **options: object) -> FusionMethod:
