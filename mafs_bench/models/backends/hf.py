@@ -29,7 +29,6 @@ ITM scores equal those of calling transformers directly.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -100,7 +99,7 @@ class _HFEncoder:
 
     def __init__(self, model: Any, processor: Any, device: torch.device, precision: str, batch_size: int,
                  num_workers: int, max_text_length: int) -> None:
-        self.model = model.eval().to(device)
+        self.model = model.eval().requires_grad_(False).to(device)
         self.image_processor, self.tokenizer = processor.image_processor, processor.tokenizer
         self.device, self.precision = device, precision
         self.batch_size, self.num_workers, self.max_text_length = batch_size, num_workers, max_text_length
@@ -297,13 +296,16 @@ class HFBackend(PretrainedBackend):
         folder = self.folder()
         class_name, wrapper = HF_ARCHITECTURES[architecture(folder)]
         level = transformers.logging.get_verbosity()
+        bars = transformers.utils.logging.is_progress_bar_enabled()
         transformers.logging.set_verbosity_error()
-        logging.getLogger("transformers").setLevel(logging.ERROR)
+        transformers.utils.logging.disable_progress_bar()
         try:
             model = getattr(transformers, class_name).from_pretrained(str(folder), local_files_only=True)
             processor = transformers.AutoProcessor.from_pretrained(str(folder), local_files_only=True)
         finally:
             transformers.logging.set_verbosity(level)
+            if bars:
+                transformers.utils.logging.enable_progress_bar()
         max_len = self.max_text_length or wrapper.default_max_text(model.config)
         return wrapper(model, processor, device, resolve_precision(self.precision, device),
                        resolve_batch_size(self.batch_size, device), resolve_workers(self.num_workers, device), max_len)

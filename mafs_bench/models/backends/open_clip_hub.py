@@ -83,8 +83,9 @@ class OpenClipSource:
             ``local-dir:<folder>``).
         weights: the local weights file.
         create_kwargs: extra arguments (QuickGELU, preprocessing of a tag).
-        identity: what identifies the weights and preprocessing in cache keys (the weights
-            file's SHA-256 digest, the config's).
+        identity: what identifies the features in cache keys: the architecture's ``model_cfg``
+            (and a folder's ``preprocess_cfg``) and the weights file's SHA-256 digest, not where
+            the files are.
     """
 
     model_name: str
@@ -94,6 +95,15 @@ class OpenClipSource:
 
 
 def _find_weights(folder: Path) -> Path | None:
+    """The weights file open_clip loads from a ``local-dir:`` folder (its own choice when the
+    installed open_clip exposes it, else the same order of preference)."""
+    try:
+        from open_clip.factory import _find_checkpoint_in_dir
+
+        found = _find_checkpoint_in_dir(folder)
+        return Path(found) if found else None
+    except ImportError:  # pragma: no cover - older or newer open_clip
+        pass
     for name in WEIGHT_FILES:
         if (folder / name).is_file():
             return folder / name
@@ -136,6 +146,14 @@ def _cached_tag_weights(tag_cfg: dict[str, Any]) -> tuple[str | None, list[str]]
     return None, searched
 
 
+def _identity(config: Path, weights: Path) -> dict[str, Any]:
+    """What identifies a folder model's features: its ``model_cfg`` / ``preprocess_cfg`` and the
+    weights file's digest (not the folder's path: the same files give the same key)."""
+    data = json.loads(config.read_text())
+    return {"model_cfg": data.get("model_cfg"), "preprocess_cfg": data.get("preprocess_cfg"),
+            "weights": cache.file_digest(weights)}
+
+
 def resolve_source(model: str, pretrained: str | None, checkpoint: str | None) -> OpenClipSource:
     """Find an open_clip model's config and weights on this machine (nothing is downloaded).
 
@@ -164,8 +182,7 @@ def resolve_source(model: str, pretrained: str | None, checkpoint: str | None) -
         if weights is None:
             raise WeightsMissingError(f"open_clip model {model!r}: no weights file in {folder} (looked for "
                                       f"{', '.join(WEIGHT_FILES[:3])}, *.safetensors, *.bin, *.pth, *.pt). " + how)
-        return OpenClipSource(f"{LOCAL_PREFIX}{folder}", str(weights), {},
-                              {"config": cache.file_digest(config), "weights": cache.file_digest(weights)})
+        return OpenClipSource(f"{LOCAL_PREFIX}{folder}", str(weights), {}, _identity(config, weights))
     if model.startswith(HF_PREFIX):
         repo = model[len(HF_PREFIX):].strip("/")
         config = cached_hub_file(repo, "open_clip_config.json")
@@ -175,8 +192,7 @@ def resolve_source(model: str, pretrained: str | None, checkpoint: str | None) -
                                        ("open_clip_model.safetensors or open_clip_pytorch_model.bin", weights is not None)) if not ok]
             raise WeightsMissingError(f"open_clip model {model!r}: {' and '.join(missing)} of repo {repo} not in the local "
                                       f"Hugging Face cache {hf_cache_dir()} (nothing is downloaded). " + how)
-        return OpenClipSource(f"{LOCAL_PREFIX}{Path(config).parent}", weights, {},
-                              {"repo": repo, "config": cache.file_digest(config), "weights": cache.file_digest(weights)})
+        return OpenClipSource(f"{LOCAL_PREFIX}{Path(config).parent}", weights, {}, _identity(Path(config), Path(weights)))
     if model not in open_clip.list_models():
         raise WeightsMissingError(f"backend.options.model {model!r} is not an open_clip architecture "
                                   f"(open_clip.list_models()), nor hf-hub:org/repo or local-dir:/path")
@@ -189,7 +205,8 @@ def resolve_source(model: str, pretrained: str | None, checkpoint: str | None) -
         path = Path(os.path.expandvars(checkpoint)).expanduser()
         if not path.is_file():
             raise WeightsMissingError(f"open_clip model {model!r}: backend.options.checkpoint file not found: {path}. " + how)
-        return OpenClipSource(model, str(path), kwargs, {"arch": model, "tag": pretrained, "weights": cache.file_digest(path)})
+        return OpenClipSource(model, str(path), kwargs, {"model_cfg": open_clip.get_model_config(model),
+                                                         "weights": cache.file_digest(path)})
     if not pretrained:
         raise WeightsMissingError(f"open_clip model {model!r}: no weights given (backend.options.pretrained, a tag, or "
                                   f"backend.options.checkpoint, a file). " + how)
@@ -197,7 +214,8 @@ def resolve_source(model: str, pretrained: str | None, checkpoint: str | None) -
     if found is None:
         raise WeightsMissingError(f"open_clip weights {model}/{pretrained} are not on this machine (searched "
                                   f"{'; '.join(searched)}; nothing is downloaded). " + how)
-    return OpenClipSource(model, found, kwargs, {"arch": model, "tag": pretrained, "weights": cache.file_digest(found)})
+    return OpenClipSource(model, found, kwargs, {"model_cfg": open_clip.get_model_config(model),
+                                                 "weights": cache.file_digest(found)})
 
 
 class OpenClipEncoder:
@@ -215,7 +233,7 @@ class OpenClipEncoder:
 
     def __init__(self, model: Any, preprocess: Any, tokenizer: Any, device: torch.device, precision: str = "fp32",
                  batch_size: int = 32, num_workers: int = 0) -> None:
-        self.model = model.eval().to(device)
+        self.model = model.eval().requires_grad_(False).to(device)
         self.preprocess, self.tokenizer = preprocess, tokenizer
         self.device, self.precision = device, precision
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -357,13 +375,14 @@ class OpenClipBackend(PretrainedBackend):
         if problems:
             raise WeightsMissingError("; ".join(problems))
         src = self.source()
-        model, _, preprocess = open_clip.create_model_and_transforms(src.model_name, pretrained=src.weights,
+        weights = None if src.model_name.startswith(LOCAL_PREFIX) else src.weights  # a folder brings its own
+        model, _, preprocess = open_clip.create_model_and_transforms(src.model_name, pretrained=weights,
                                                                      **src.create_kwargs)
         tokenizer = open_clip.get_tokenizer(src.model_name)
         precision = resolve_precision(self.precision, device)
         encoder = OpenClipEncoder(model, preprocess, tokenizer, device, precision,
                                   resolve_batch_size(self.batch_size, device), resolve_workers(self.num_workers, device))
-        identity = {"backend": "open_clip", "model": self.model_name, **src.identity,
+        identity = {"backend": "open_clip", **src.identity,
                     "create": {k: list(v) if isinstance(v, tuple) else v for k, v in src.create_kwargs.items()},
                     "preprocess": repr(preprocess), "precision": precision}
         key = encoder_key(identity)
