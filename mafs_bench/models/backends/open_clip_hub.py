@@ -388,6 +388,8 @@ class OpenClipBackend(PretrainedBackend):
         key = encoder_key(identity)
         entries = as_model_specs(models)
         by_seed, heads_info = self.build_methods(encoder, key, dataset, entries, seeds, device, progress)
-        info = {"model": self.model_name, "pretrained": self.pretrained, "weights": src.weights, "encoder_key": key,
+        by_name = not self.model_name.startswith((LOCAL_PREFIX, HF_PREFIX))
+        info = {"model": self.model_name, "pretrained": self.pretrained if by_name else None, "weights": src.weights,
+                "encoder_key": key,
                 "precision": precision, "encoder_params": sum(p.numel() for p in model.parameters()), **heads_info}
         return ModelBundle(encoder, by_seed, info, self.training_record(seeds, self.trains_heads(models)))

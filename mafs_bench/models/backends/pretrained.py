@@ -35,6 +35,10 @@ from .base import Backend
 AUTO_IMAGE_BATCH = {"cuda": 512, "cpu": 32}
 #: the head-training pool and reference banks of a pretrained backend (images of the training split)
 DEFAULT_POOL, DEFAULT_REFERENCE = 10_000, 1_000
+#: options of built-in methods on a pretrained encoder (under the backend's and the model's own):
+#: ALBEF/BLIP-style heads project caption tokens to the fusion width before their text layer, so
+#: their size does not grow with the encoder's text width (:mod:`mafs_bench.models.fusion.albef`)
+DEFAULT_METHOD_OPTIONS: dict[str, dict[str, Any]] = {"albef": {"project_first": True}, "blip": {"project_first": True}}
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -184,8 +188,14 @@ class PretrainedBackend(Backend):
         return problems
 
     def _create(self, spec: ModelSpec, image_width: int, text_width: int) -> FusionMethod:
-        """``spec``'s method with the backend's options for its row under the spec's own."""
-        return spec.create(image_width, text_width, **self.method_options.get(spec.name, {}))
+        """``spec``'s method: :data:`DEFAULT_METHOD_OPTIONS` (built-ins), then the backend's options
+        for its row, then the spec's own."""
+        return spec.create(image_width, text_width, **self.row_options(spec))
+
+    def row_options(self, spec: ModelSpec) -> dict[str, Any]:
+        """Options of ``spec``'s row before its own: built-in defaults, then the backend's."""
+        defaults = DEFAULT_METHOD_OPTIONS.get(spec.method, {}) if spec.plugin_identity() is None else {}
+        return {**defaults, **self.method_options.get(spec.name, {})}
 
     def build_methods(self, encoder: Any, encoder_key: str, dataset: Any, specs: list[ModelSpec],
                       seeds: Sequence[int], device: torch.device, progress: ProgressFactory,
@@ -209,7 +219,7 @@ class PretrainedBackend(Backend):
             trainer = HeadTrainer(encoder, encoder_key, dataset.recipe(), image_width, text_width, self.fusion_train,
                                   self.fusion_pool, self.reference_size, split, progress, kind="head",
                                   checkpoint_every=self.checkpoint_every)
-            heads, info = trainer.build(trainable, seeds, self.method_options, device)
+            heads, info = trainer.build(trainable, seeds, {s.name: self.row_options(s) for s in trainable}, device)
             for s in seeds:
                 by_seed[s].update(heads[s])
         fixed: dict[str, FusionMethod] = {}
