@@ -305,3 +305,20 @@ def test_checkpoint_that_does_not_fit_is_ignored_with_a_warning(real_models: dic
         warnings.simplefilter("always")
         assert trainer._resume_state(key, bundle.methods[0]["mafs"]) is None
     assert any("ignoring checkpoint" in str(w.message) for w in caught)
+
+
+def test_head_cache_sources_cover_the_feature_and_training_code() -> None:
+    import mafs_bench.data.coco as coco
+    import mafs_bench.models.backends.hf as hf
+    import mafs_bench.models.backends.open_clip_hub as open_clip_hub
+    import mafs_bench.models.backends.pretrained as pretrained
+    import mafs_bench.models.fusion_training as fusion_training
+    import mafs_bench.models.heads as heads
+
+    for pattern in cache.HEAD_SOURCES:
+        assert cache.source_files([pattern]), f"HEAD_SOURCES entry {pattern!r} matches nothing: renamed?"
+    covered = {path.resolve() for _, path in cache.source_files(cache.HEAD_SOURCES)}
+    for module in (coco, hf, open_clip_hub, pretrained, fusion_training, heads):
+        assert Path(module.__file__).resolve() in covered, module.__name__
+    # the embedded world does not key heads on pretrained encoders (its edits do not retrain them)
+    assert not any(rel.endswith("data/world.py") for rel, _ in cache.source_files(cache.HEAD_SOURCES))
