@@ -10,7 +10,9 @@ the ``hf`` wrapper and the ``itm_head`` method). Stages:
 * ``corrupt_torch`` / ``corrupt_numpy``: ``gaussian_noise`` severity 3 on the torch path (on the
   device) and on the numpy engine (a subset of at most 256 images);
 * ``encode_images`` / ``encode_texts``: the frozen encoder, preprocessing included;
-* ``rerank_<method>``: ITC ranking plus ITM re-ranking of the top ``--k`` in both directions.
+* ``rerank_<method>``: ITC ranking plus ITM re-ranking of the top ``--k`` in both directions;
+* ``train_head_mafs`` (``--train-steps``): training an MA-AFS head on the encoded features under
+  the heads' recipe (batch 128).
 
 Prints images/s (captions/s for texts, pairs/s for re-ranking), the GPU's mean and peak
 utilisation during each stage (``nvidia-smi``, when present), the seconds one image-corruption
@@ -182,6 +184,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         method.weights_id = None
         stage(f"rerank_{name}", pairs, "pairs_per_s", lambda m=method: task.evaluate(cell, m))
         stages[f"rerank_{name}"]["images_per_s"] = round(n / stages[f"rerank_{name}"]["seconds"], 1)
+    if args.train_steps:
+        from mafs_bench.models.augment import FeatureStats
+        from mafs_bench.models.fusion_training import FusionTrainConfig, FusionTrainData, train_fusion
+
+        owner_t = torch.as_tensor(owner)
+        reference = ReferencePool(img.emb[: n // 5], txt.emb[: n // 5 * 5 : 5], img.emb, txt.emb, owner_t,
+                                  float(encoder.logit_scale))
+        stats_i = FeatureStats.of(img.emb.cpu(), img.tokens[:1000].cpu())
+        stats_t = FeatureStats.of(txt.emb.cpu(), txt.tokens[:1000].cpu(), txt.mask[:1000].cpu())
+        data = FusionTrainData([img], [txt], owner_t, [torch.nonzero(owner_t == i).flatten() for i in range(n)],
+                               stats_i, stats_t, reference, float(encoder.logit_scale))
+        cfg = FusionTrainConfig(steps=args.train_steps)
+        torch.manual_seed(0)
+        head = create_fusion("mafs", iw, tw).to(device)
+        stage("train_head_mafs", args.train_steps, "steps_per_s", lambda: train_fusion(head, data, cfg))
     if args.blip:
         blip = blip_encoder(device, precision, batch, workers, Path(args.tmp))
         blip.encode_images(images[: min(n, batch)])
@@ -215,6 +232,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--k", type=int, default=16, help="re-ranked candidates per query")
     parser.add_argument("--methods", nargs="*", default=["mafs", "albef"])
+    parser.add_argument("--train-steps", type=int, default=0,
+                        help="also time training an MA-AFS head this many steps (batch 128) on the encoded features")
     parser.add_argument("--blip", action="store_true", help="also a random-init BLIP-ITM base through the hf wrapper")
     parser.add_argument("--itm-pairs", type=int, default=1024, help="pairs per BLIP ITM forward pass")
     parser.add_argument("--tmp", default="/tmp/mafs-bench-gpu-retrieval")
