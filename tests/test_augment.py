@@ -68,6 +68,26 @@ def test_draws_come_from_the_generator_only(name: str) -> None:
     assert not torch.equal(a[1], c[1])
 
 
+@pytest.mark.parametrize("name", ["image_token_dropout", "text_token_dropout"])
+def test_token_dropout_at_full_strength_leaves_only_the_pool_means(name: str) -> None:
+    emb, tokens, stats = _features()
+    out_e, out_t = AUGMENTATIONS.get(name).fn(emb, tokens, torch.ones(8), stats, augmentation_generator(0))
+    assert torch.allclose(out_t, stats.tok_mean.expand_as(tokens))  # every token replaced by the mean token
+    mean_dir = torch.nn.functional.normalize(stats.emb_mean, dim=-1)
+    assert torch.allclose(out_e, mean_dir.expand_as(emb), atol=1e-6)  # the embedding says nothing either
+    half_e, half_t = AUGMENTATIONS.get(name).fn(emb, tokens, torch.full((8,), 0.5), stats, augmentation_generator(0))
+    replaced = (half_t == stats.tok_mean).all(-1).float().mean()
+    assert 0.25 < replaced < 0.75  # about half of the 40 tokens at strength 0.5
+
+
+@pytest.mark.parametrize("name", ["image_feature_noise", "text_feature_noise"])
+def test_feature_noise_keeps_the_tokens_mean(name: str) -> None:
+    emb, tokens, stats = _features()
+    _, out_t = AUGMENTATIONS.get(name).fn(emb, tokens, torch.ones(8), stats, augmentation_generator(0))
+    assert (out_t - tokens).abs().mean() > 0.5 * float(stats.tok_std.mean())  # noise of about 2 std, not a replacement
+    assert not torch.allclose(out_t, stats.tok_mean.expand_as(tokens))
+
+
 def test_training_seed_namespaces_differ_from_the_evaluation_seed() -> None:
     assert training_corruption_seed(0) != 0
     assert training_corruption_seed(0) != training_corruption_seed(1)

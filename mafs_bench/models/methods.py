@@ -5,7 +5,9 @@ A suite's ``models:`` entry names a leaderboard row and the fusion method behind
 
 1. ``"package.module:Class"`` (the string has a colon): the module is imported and ``Class``
    (a dotted path inside it is allowed, ``"mod:Outer.Inner"``) must be a subclass of
-   :class:`~mafs_bench.models.fusion.FusionMethod`;
+   :class:`~mafs_bench.models.fusion.FusionMethod`. Or ``"path/to/file.py:Class"``: the file is
+   loaded as module ``mafs_bench_plugin_<file stem>`` (no ``sys.path`` needed; a suite file's
+   relative paths are relative to that suite file, :func:`mafs_bench.runner.suite.read_suite_dict`);
 2. a name registered in :data:`~mafs_bench.models.fusion.FUSIONS` (the built-ins);
 3. a name in the Python entry-point group ``mafs_bench.fusion_methods``
    (:data:`ENTRY_POINT_GROUP`), declared by an installed distribution, e.g. in its
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import sys
 from dataclasses import dataclass, field
@@ -70,27 +73,66 @@ def _check_class(obj: Any, ref: str) -> type[FusionMethod]:
     return obj
 
 
+#: prefix of the module name a plugin file (``"file.py:Class"``) is loaded under
+FILE_MODULE_PREFIX = "mafs_bench_plugin_"
+
+
+def is_file_reference(ref: str) -> bool:
+    """Whether ``ref`` names a class in a Python file (``"path/to/file.py:Class"``)."""
+    return ref.rpartition(":")[0].endswith(".py")
+
+
+def _import_file(path: Path, ref: str) -> Any:
+    """The module of plugin file ``path``, loaded once per process under
+    ``mafs_bench_plugin_<stem>``; a second file with the same stem is an error."""
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise MethodReferenceError(f"plugin file of {ref!r} not found: {path}")
+    name = FILE_MODULE_PREFIX + "".join(c if c.isalnum() else "_" for c in path.stem)
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        if Path(getattr(loaded, "__file__", "")).resolve() != path:
+            raise MethodReferenceError(f"{ref!r}: another plugin file with the stem {path.stem!r} is already loaded "
+                                       f"({loaded.__file__}); rename one of them")
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise MethodReferenceError(f"{ref!r}: {path} cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # noqa: BLE001 - any failure of the plugin's import is the user's to see
+        del sys.modules[name]
+        raise MethodReferenceError(f"cannot load plugin file {path} of {ref!r}: {type(err).__name__}: {err}") from err
+    return module
+
+
 def import_method(ref: str) -> type[FusionMethod]:
-    """The class named by ``"package.module:Class"`` (``Class`` may be ``Outer.Inner``).
+    """The class named by ``"package.module:Class"`` or ``"path/to/file.py:Class"`` (``Class``
+    may be ``Outer.Inner``). A relative file path is relative to the working directory.
 
     Raises:
-        MethodReferenceError: malformed reference, the module cannot be imported (the import
-            error is given), no such attribute, or not a :class:`FusionMethod` subclass.
+        MethodReferenceError: malformed reference, the module cannot be imported or the file
+            loaded (the error is given), no such attribute, or not a :class:`FusionMethod` subclass.
     """
-    module_name, _, attr = ref.partition(":")
-    if not module_name or not attr or ":" in attr:
-        raise MethodReferenceError(f"{ref!r} is not of the form 'package.module:Class'")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as err:  # noqa: BLE001 - any failure of the plugin's import is the user's to see
-        raise MethodReferenceError(f"cannot import module {module_name!r} of {ref!r}: {type(err).__name__}: {err} "
-                                   f"(is it on sys.path / installed?)") from err
+    module_name, sep, attr = ref.rpartition(":")
+    if is_file_reference(ref) and attr:
+        module = _import_file(Path(module_name), ref)
+    else:
+        if not sep or not attr or not all(part.isidentifier() for part in module_name.split(".")):
+            raise MethodReferenceError(f"{ref!r} is not of the form 'package.module:Class' or 'path/to/file.py:Class'")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as err:  # noqa: BLE001 - any failure of the plugin's import is the user's to see
+            raise MethodReferenceError(f"cannot import module {module_name!r} of {ref!r}: {type(err).__name__}: {err} "
+                                       f"(is it on sys.path / installed?)") from err
     obj: Any = module
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise MethodReferenceError(f"module {module_name!r} ({getattr(module, '__file__', '?')}) has no "
+            raise MethodReferenceError(f"module {module.__name__!r} ({getattr(module, '__file__', '?')}) has no "
                                        f"attribute {attr!r}") from None
     return _check_class(obj, ref)
 
@@ -245,6 +287,6 @@ def as_model_specs(models: Any) -> list[ModelSpec]:
     return out
 
 
-__all__ = ["ENTRY_POINT_GROUP", "MethodReferenceError", "ModelSpec", "UnknownNameError", "as_model_specs",
-           "class_path", "entry_point_names", "get_fusion_method", "import_method", "is_builtin",
+__all__ = ["ENTRY_POINT_GROUP", "FILE_MODULE_PREFIX", "MethodReferenceError", "ModelSpec", "UnknownNameError", "as_model_specs",
+           "class_path", "entry_point_names", "get_fusion_method", "import_method", "is_builtin", "is_file_reference",
            "plugin_sources", "resolve_method"]

@@ -27,7 +27,8 @@ mapping (:class:`ModelEntry`)::
       - {name: mafs_small, method: mafs, options: {width: 64}, backend: {name: embedded, options: {...}}}
 
 ``name`` is the leaderboard row; ``method`` a registered name, ``"package.module:Class"`` (imported
-here, at validation) or a name of the entry-point group ``mafs_bench.fusion_methods``
+here, at validation), ``"path/to/file.py:Class"`` (a path relative to the suite file that
+writes it) or a name of the entry-point group ``mafs_bench.fusion_methods``
 (:mod:`mafs_bench.models.methods`); ``options`` the method's options; ``backend`` (a name or
 ``{name, options}``) the model's own backend, the top-level ``backend`` being the default.
 """
@@ -44,7 +45,7 @@ import corruptions
 
 from ..data import DATASETS
 from ..models.backends import BACKENDS
-from ..models.methods import ModelSpec, resolve_method
+from ..models.methods import ModelSpec, is_file_reference, resolve_method
 from ..tasks import TASKS
 
 SUITE_VERSION = 1
@@ -293,11 +294,27 @@ def read_suite_dict(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise SuiteError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite must be a mapping of fields, got {type(data).__name__}")
+    _anchor_plugin_files(data, path.parent)
     includes = data.pop("include", [])
     merged: dict[str, Any] = {}
     for inc in [includes] if isinstance(includes, str) else includes:
         merged = _merge(merged, read_suite_dict(path.parent / inc, (*_seen, path)))
     return _merge(merged, data)
+
+
+def _anchor_plugin_files(data: dict[str, Any], folder: Path) -> None:
+    """Make the relative ``"file.py:Class"`` methods of a suite file's ``models`` absolute,
+    relative to the file's ``folder`` (before includes merge the files)."""
+    models = data.get("models")
+    if not isinstance(models, list):
+        return
+    for entry in models:
+        method = entry.get("method") if isinstance(entry, dict) else None
+        if isinstance(method, str) and is_file_reference(method):
+            file, _, attr = method.rpartition(":")
+            path = Path(file).expanduser()
+            if not path.is_absolute():
+                entry["method"] = f"{(folder / path).resolve()}:{attr}"
 
 
 def format_validation_error(source: str, err: ValidationError) -> str:
