@@ -25,6 +25,7 @@ class EmbeddedWorld(Dataset):
     """
 
     domains = DOMAINS
+    continuous_shift = True
 
     def __init__(self, split: str = "test", size: int = DEFAULT_TEST_SIZE, train_size: int = 20000,
                  seed: int = 0, world: dict[str, Any] | None = None) -> None:
@@ -49,6 +50,19 @@ class EmbeddedWorld(Dataset):
         world = self._base if domain == self.domains[0] else with_domain(self._base, domain, self.config)
         captions, owner = world.flat_captions()
         return ImageTextData(f"embedded_world-{self.split}", domain, world.images, captions, owner, world.ids)
+
+    def load_shifted(self, domain: str, strength: float, base: str) -> ImageTextData:
+        """``domain`` at style ``strength`` from ``base``: the pixel blend of
+        :func:`~mafs_bench.data.world.render_scenes` (0 = ``base``'s images, 1 = ``domain``'s)."""
+        for name in (domain, base):
+            if name not in self.domains:
+                raise ValueError(f"embedded_world has no domain {name!r}; known: {', '.join(self.domains)}")
+        if strength == 1.0:
+            return self.load(domain)
+        world = with_domain(self._base, base, self.config) if base != self.domains[0] else self._base
+        shifted = with_domain(world, domain, self.config, strength)
+        captions, owner = shifted.flat_captions()
+        return ImageTextData(f"embedded_world-{self.split}", domain, shifted.images, captions, owner, shifted.ids)
 
     def training_data(self) -> tuple[np.ndarray, list[list[str]], list[str]]:
         train = build_split(self.config, "train", self.domains[0], self.train_size, self.seed)

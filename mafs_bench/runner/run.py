@@ -1,10 +1,12 @@
 """Run a suite: build data and models, evaluate every cell, write results, then the report.
 
 A cell is (domain, corruption, severity): the clean cell of the in-domain set, every
-(corruption, severity) of it, and the clean cell of each shifted domain. Each side of a cell
-is corrupted once, and encoded once per backend group and shared by every method and task of
-the group; an image corruption reuses the clean text features and vice versa, so nothing is
-encoded twice within a run.
+(corruption, severity) of it, and the clean cell of each shifted domain at each of the suite's
+``dataset.shifted_strengths`` (named ``<domain>@<strength>`` below strength 1; see
+:func:`mafs_bench.reporting.schema.domain_label`). Each side of a cell is corrupted once, and
+encoded once per backend group and shared by every method and task of the group; an image
+corruption reuses the clean text features and vice versa, so nothing is encoded twice within a
+run.
 
 Models are grouped by backend (:meth:`Suite.backend_groups`: a model's own ``backend``, else the
 top-level one): each group gets its own backend instance, preflight and :class:`ModelBundle`,
@@ -23,12 +25,14 @@ stops part way keeps everything computed so far:
   seed, task and cell, the input of the bootstrap intervals
   (:data:`mafs_bench.reporting.schema.ITEMS_KEY`);
 * ``run.json``: the resolved suite, seeds, versions, git commit, device, timings, the
-  training recipe (``training``: steps, seeds, ``augmentations``, ``corruptions_seen``), and
-  ``items``: per task, how each metric decomposes into per-item score columns. ``models``:
-  per leaderboard row its method, class, options and ``backend`` (name, options, group index);
-  ``backends``: per group its spec, models, build info (cache keys, parameter counts) and
-  training recipe. ``training`` is the first group's recipe, with ``corruptions_seen`` the union
-  over groups.
+  training recipe (``training``: steps, seeds, ``augmentations``, ``corruptions_seen``),
+  ``items``: per task, how each metric decomposes into per-item score columns, and
+  ``corruptions``: each evaluated corruption's modality and family (for the report's families).
+  ``models``: per leaderboard row its method, class, options and ``backend`` (name, options,
+  group index); ``backends``: per group its spec, models, build info (cache keys, parameter
+  counts) and training recipe. ``training`` is the first group's recipe, with
+  ``corruptions_seen`` the union over groups;
+* ``gallery.png`` / ``gallery.json``: the first sample in every cell (:mod:`.gallery`).
 """
 
 from __future__ import annotations
@@ -55,8 +59,9 @@ from ..models.backends.base import ProgressFactory
 from ..models.encoder import ImageFeatures, TextFeatures
 from ..models.methods import ModelSpec
 from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
-from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES
+from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES, domain_label
 from ..tasks import EncodedCell, ItemScores, TaskResult, create_task
+from .gallery import corruption_info, write_gallery
 from .suite import BackendSpec, Suite
 
 CLEAN = "none"
@@ -68,11 +73,17 @@ class PreflightError(RuntimeError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One evaluation cell."""
+    """One evaluation cell; ``strength`` < 1 only on a shifted domain's clean cell (style strength)."""
 
     domain: str
     corruption: str
     severity: int
+    strength: float = 1.0
+
+    @property
+    def label(self) -> str:
+        """The cell's ``domain`` in the results files (``outline``, ``outline@0.5``)."""
+        return domain_label(self.domain, self.strength)
 
     @property
     def modality(self) -> str:
@@ -100,10 +111,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def plan_cells(suite: Suite, in_domain: str) -> list[Cell]:
-    """Clean in-domain cell, every (corruption, severity), then each shifted domain's clean cell."""
+    """Clean in-domain cell, every (corruption, severity), then each shifted domain's clean cell at
+    each strength (weakest first)."""
     cells = [Cell(in_domain, CLEAN, 0)]
     cells += [Cell(in_domain, c, s) for c in suite.corruptions for s in suite.severities]
-    cells += [Cell(d, CLEAN, 0) for d in suite.dataset.shifted_domains if d != in_domain]
+    cells += [Cell(d, CLEAN, 0, strength) for d in suite.dataset.shifted_domains if d != in_domain
+              for strength in suite.dataset.shifted_strengths]
     return cells
 
 
@@ -155,12 +168,12 @@ def encode_cell(state: "_GroupState", data: ImageTextData, cell: Cell, images: A
     """One group's features of a cell: the corrupted side (``images`` or ``captions``, made once
     per cell for every group) encoded by the group's encoder, the clean sides from its caches."""
     encoder = state.bundle.encoder
-    if cell.domain not in state.clean_images:
-        state.clean_images[cell.domain] = encoder.encode_images(data.images)
+    if cell.label not in state.clean_images:
+        state.clean_images[cell.label] = encoder.encode_images(data.images)
     text_key = hash(tuple(data.captions))  # shifted domains share their captions
     if text_key not in state.clean_texts:
         state.clean_texts[text_key] = encoder.encode_texts(data.captions)
-    img_f = encoder.encode_images(images) if images is not None else state.clean_images[cell.domain]
+    img_f = encoder.encode_images(images) if images is not None else state.clean_images[cell.label]
     txt_f = encoder.encode_texts(captions) if captions is not None else state.clean_texts[text_key]
     return EncodedCell(img_f, txt_f, data.caption_image, state.scale, shared=state.shared,
                        images_recur=images is None, texts_recur=captions is None)
@@ -272,7 +285,7 @@ def warn_nonfinite(log: Callable[[str], None], result: TaskResult, model: str, t
     count = result.extra.get("nonfinite_scores", result.metrics.get("nonfinite_scores", 0))
     if count:
         where = "clean" if cell.corruption == CLEAN else f"{cell.corruption}@{cell.severity}"
-        log(f"[warning] model {model}, task {task}, cell {where} (domain {cell.domain}): "
+        log(f"[warning] model {model}, task {task}, cell {where} (domain {cell.label}): "
             f"{int(count)} scores are NaN/inf; they count as misses")
 
 
@@ -359,6 +372,9 @@ def preflight(suite: Suite) -> tuple[Any, list[BackendGroup]]:
         for d in wanted + suite.dataset.shifted_domains:
             if d not in dataset.domains:
                 problems.append(f"suite field dataset domain {d!r}: dataset {suite.dataset.name} has domains {list(dataset.domains)}")
+        if suite.dataset.shifted_strengths != [1.0] and not dataset.continuous_shift:
+            problems.append(f"suite field dataset.shifted_strengths {suite.dataset.shifted_strengths}: dataset "
+                            f"{suite.dataset.name} has no continuous shift strength; use [1.0] (the default)")
     if problems:
         raise PreflightError("\n".join(f"- {p}" for p in problems))
     return dataset, groups
@@ -436,6 +452,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             "dataset": {"name": suite.dataset.name, **dataset.describe()},
             "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
             "items": {name: t.item_metrics for name, t in tasks.items()},
+            "corruptions": corruption_info(suite.corruptions),
             "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
@@ -443,9 +460,10 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     data_by_domain: dict[str, ImageTextData] = {}
     update = progress("evaluate cells", len(cells))
     for done, cell in enumerate(cells):
-        if cell.domain not in data_by_domain:
-            data_by_domain[cell.domain] = dataset.load(cell.domain)
-        data = data_by_domain[cell.domain]
+        if cell.label not in data_by_domain:
+            data_by_domain[cell.label] = (dataset.load(cell.domain) if cell.strength == 1.0
+                                          else dataset.load_shifted(cell.domain, cell.strength, in_domain))
+        data = data_by_domain[cell.label]
         # the cell's corrupted side, made once and encoded by every group's own encoder
         images = corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend) \
             if cell.modality == "image" else None
@@ -466,7 +484,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
                     result = results[(task_name, seed, model_name)]
                     warn_nonfinite(log, result, f"{model_name} (seed {seed})", task_name, cell)
                     common = {"model": model_name, "seed": seed, "task": task_name, "dataset": data.name,
-                              "domain": cell.domain, "corruption": cell.corruption, "modality": cell.modality,
+                              "domain": cell.label, "corruption": cell.corruption, "modality": cell.modality,
                               "severity": cell.severity}
                     metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
                     if result.weights is not None:
@@ -478,6 +496,9 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
 
     timings["evaluate"] = round(time.time() - tick, 1)
     tick = time.time()
+    shifted = {label: data for label, data in data_by_domain.items() if label != in_domain}
+    if in_domain in data_by_domain:
+        write_gallery(out_dir, data_by_domain[in_domain], shifted, suite.corruptions, suite.severities, suite.seed)
     primary = {**DEFAULT_PRIMARY, **meta["primary_metric"]}
     files = write_report(out_dir, {t: primary[t] for t in tasks}, domain=in_domain)
     timings["report"] = round(time.time() - tick, 1)
