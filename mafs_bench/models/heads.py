@@ -145,9 +145,11 @@ class HeadTrainer:
         if self._pool is None:
             images, captions = self.training_split()
             pool, ref = split_pool(len(images), self.fusion_pool, self.reference_size)
+            done = self.progress(f"encode training pool ({pool.stop} images, {ref.stop - ref.start} for the banks)", 1)
             with self.encoding():
                 self._pool = build_fusion_data(self.encoder, _rows(images, pool), captions[pool], _rows(images, ref),
                                                [c[0] for c in captions[ref]], self.recipe)
+            done(1, 1, float("nan"))
         return self._pool
 
     def build(self, specs: Sequence[ModelSpec], seeds: Sequence[int], method_options: dict[str, dict[str, Any]],
