@@ -293,7 +293,8 @@ def test_checkpoint_that_does_not_fit_is_ignored_with_a_warning(real_models: dic
 
     monkeypatch.setenv("MAFS_BENCH_CACHE", str(tmp_path))
     dataset = create_dataset("coco_karpathy", root=str(coco_folder))
-    options = {"model": f"local-dir:{real_models['open_clip']}", **HEADS}
+    options = {"model": f"local-dir:{real_models['open_clip']}", **HEADS,
+               "fusion_train": {"steps": 1, "batch_size": 4, "warmup": 1}}
     bundle = create_backend("open_clip", **options).build(dataset, ["mafs"], CPU, _quiet, [0])
     weights = next((tmp_path / "weights" / "head").glob("*.json"))
     key = json.loads(weights.read_text())["config"]
