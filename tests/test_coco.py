@@ -62,7 +62,8 @@ def test_coco_split_counts(coco: Path, split: str, images: int, file_splits: dic
     assert data.name == f"coco-{split}"
     assert {c.split()[0] for c in data.captions} == set(file_splits)
     assert dataset.describe() == {"root": str(coco), "split": split, "max_captions": 5, "limit": None,
-                                  "file_splits": file_splits, "images": images, "captions": 5 * images}
+                                  "train_split": "train", "image_size": None, "file_splits": file_splits, "images": images,
+                                  "captions": 5 * images}
     assert data.images[0].shape == (6, 8, 3) and data.images[0].dtype == np.uint8
 
 

@@ -108,11 +108,23 @@ def _cell(n: int = 12, per: int = 2, seed: int = 0) -> EncodedCell:
                        TextFeatures(t_emb, torch.randn(n * per, length, 16, generator=g), mask), owner, 10.0)
 
 
+class _ToyITMHead(torch.nn.Module):
+    """Stands for a pretrained ITM head: logits from the pair's image tokens and caption ids."""
+
+    def forward(self, tokens: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        match = tokens.mean((1, 2)) * (ids * mask).float().sum(1) / mask.sum(1).clamp_min(1)
+        return torch.stack([-match, match], dim=-1)
+
+
 @pytest.mark.parametrize("name", [n for n in FUSIONS.names() if FUSIONS.get(n).has_fusion])
 def test_grouped_scoring_equals_pair_by_pair(name: str) -> None:
     torch.manual_seed(0)
-    method = create_fusion(name, 16, 16, width=16, heads=2).eval()
+    if FUSIONS.get(name).pretrained_head:
+        method = create_fusion(name, 16, 16, max_pairs=2).attach(_ToyITMHead()).eval()
+    else:
+        method = create_fusion(name, 16, 16, width=16, heads=2).eval()
     cell = _cell()
+    cell.texts.ids = torch.randint(0, 50, cell.texts.mask.shape)
     method.fit_reference(ReferencePool(cell.images.emb, cell.texts.emb[::2], cell.images.emb, cell.texts.emb,
                                        torch.as_tensor(cell.caption_image), 10.0))
     sim = cell.images.emb @ cell.texts.emb.T

@@ -118,10 +118,15 @@ def test_open_clip_backend_reports_missing_weights(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     backend = create_backend("open_clip", model="ViT-B-32", pretrained="laion2b_s34b_b79k")
     problems = backend.preflight(["clip", "mafs"])
-    assert any("not available offline" in p and "checkpoint" in p for p in problems)
-    assert any("'mafs'" in p for p in problems)
+    assert len(problems) == 1  # fusion heads train on any backend: only the weights are missing
+    assert "ViT-B-32/laion2b_s34b_b79k are not on this machine" in problems[0]
+    assert str(tmp_path) in problems[0] and "checkpoint" in problems[0] and "local-dir:" in problems[0]
     problems = create_backend("open_clip", model="ViT-B-32", checkpoint=str(tmp_path / "w.bin")).preflight(["clip"])
-    assert problems == [f"backend.options.checkpoint: file not found: {tmp_path / 'w.bin'}"]
+    assert len(problems) == 1 and f"checkpoint file not found: {tmp_path / 'w.bin'}" in problems[0]
+    problems = create_backend("open_clip", model="ViT-B-32", pretrained="no_such_tag").preflight(["clip"])
+    assert len(problems) == 1 and "unknown pretrained tag 'no_such_tag'" in problems[0] and "laion2b_s34b_b79k" in problems[0]
+    problems = create_backend("open_clip", model="ViT-B-32", checkpoint=str(tmp_path / "w.bin")).preflight(["itm_head"])
+    assert any("'itm_head'" in p and "has none" in p for p in problems)
 
 
 def test_open_clip_backend_encodes_with_a_local_checkpoint(tmp_path: Path) -> None:
@@ -141,14 +146,28 @@ def test_open_clip_backend_encodes_with_a_local_checkpoint(tmp_path: Path) -> No
     assert f.emb.shape == (2, 1024) and t.emb.shape == (2, 1024)
 
 
-def test_coco_suite_stops_before_any_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("MAFS_BENCH_COCO_ROOT", raising=False)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    suite = load_suite(ROOT / "suites" / "coco_corrupt.yaml")
+@pytest.mark.parametrize("suite_file, env, blip", [
+    ("coco_corrupt.yaml", "MAFS_BENCH_COCO_ROOT", "Salesforce/blip-itm-base-coco"),
+    ("flickr_corrupt.yaml", "MAFS_BENCH_FLICKR30K_ROOT", "Salesforce/blip-itm-base-flickr"),
+])
+def test_real_suites_stop_before_any_work_naming_every_missing_piece(
+        suite_file: str, env: str, blip: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mafs_bench.runner import run_suite
+
+    monkeypatch.delenv(env, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    suite = load_suite(ROOT / "suites" / suite_file)
     with pytest.raises(PreflightError) as err:
-        preflight(suite)
-    msg = str(err.value)
-    assert "MAFS_BENCH_COCO_ROOT" in msg and "not available offline" in msg
+        run_suite(suite, tmp_path / "out", lambda d, t: (lambda *a: None), log=lambda m: None)
+    assert not (tmp_path / "out").exists()  # nothing was written: it stopped before any work
+    problems = str(err.value).splitlines()
+    assert len(problems) == 3, problems  # the data, the open_clip weights, the BLIP-ITM model
+    data, weights, model = problems
+    assert env in data and "Karpathy" in data and "dataset.options.root" in data
+    assert "ViT-B-32/laion2b_s34b_b79k" in weights and str(tmp_path / "hub") in weights
+    assert "create_model_and_transforms" in weights and "checkpoint" in weights  # how to provide them
+    assert blip in model and str(tmp_path / "hub") in model and "huggingface-cli download" in model
+    assert "save_pretrained" in model
 
 
 def test_every_dataset_is_registered() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,18 +57,46 @@ class UnknownSplitError(DataMissingError, ValueError):
     """The suite asks for a split the split file does not have (the message lists those it has)."""
 
 
-class LazyImages(Sequence):
-    """Images read from disk on access, as uint8 HxWx3 RGB arrays."""
+def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` (bicubic, antialiased) and crop the centre ``size`` x
+    ``size`` square: the evaluation geometry of CLIP and BLIP, applied once before corruption."""
+    w, h = image.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    image = image.resize((nw, nh), Image.Resampling.BICUBIC)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return image.crop((left, top, left + size, top + size))
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+
+class LazyImages(Sequence):
+    """Images read from disk on access, as uint8 HxWx3 RGB arrays (``size``: resized and centre
+    cropped to ``size`` x ``size``, :func:`resize_center_crop`)."""
+
+    def __init__(self, paths: Sequence[Path], size: int | None = None) -> None:
         self.paths = list(paths)
+        self.size = size
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
         with Image.open(self.paths[index]) as im:
-            return np.asarray(im.convert("RGB"))
+            rgb = im.convert("RGB")
+            return np.asarray(rgb if self.size is None else resize_center_crop(rgb, self.size))
+
+    def to_array(self, workers: int | None = None) -> np.ndarray:
+        """Every image (all ``size`` x ``size``) as one (N, size, size, 3) uint8 array, decoded by
+        ``workers`` threads (default: the CPU count; PIL decodes and resizes without the GIL)."""
+        if self.size is None:
+            raise ValueError("LazyImages.to_array needs a fixed size (images of different sizes do not stack)")
+        out = np.empty((len(self), self.size, self.size, 3), dtype=np.uint8)
+
+        def fill(i: int) -> None:
+            out[i] = self[i]
+
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            list(pool.map(fill, range(len(self))))
+        return out
 
 
 @dataclass
@@ -191,7 +220,11 @@ def check_images_exist(paths: Sequence[Path], split: str, image_root: Path) -> N
 class KarpathyDataset(Dataset):
     """Base for datasets in Karpathy's split-file format.
 
-    The split file is read once, on construction (so an unknown split stops the run in preflight).
+    The split file is read on construction (so an unknown split stops the run in preflight).
+    :meth:`training_data` gives the ``train_split`` (default ``train`` = train + restval) to
+    backends that train fusion heads on it, in a fixed shuffled order (``train_order_seed``) so
+    that a head-training pool of the first N images is a uniform sample of the split, not the
+    file's first N.
 
     Args:
         root: folder with the split file and the images (default: the ``env_var`` variable).
@@ -199,6 +232,12 @@ class KarpathyDataset(Dataset):
             file has restval) or ``train_only`` (the file's train split alone); see :data:`SPLIT_SETS`.
         max_captions: captions kept per image (the first ones); None keeps all.
         limit: keep only the first ``limit`` images of the split, in file order.
+        image_size: resize (shorter side) and centre-crop every image to this many pixels when it
+            is read, before any corruption (:func:`resize_center_crop`); None keeps the files'
+            sizes. Evaluation images then come as one array that the runner corrupts on the GPU.
+        train_split: the split that heads train on (same names as ``split``); :meth:`training_data`
+            refuses one that shares a file split with ``split`` (never train on what is evaluated).
+        train_order_seed: seed of the training split's order.
 
     Raises:
         DataMissingError: no root, no split file, or not a split file.
@@ -211,7 +250,11 @@ class KarpathyDataset(Dataset):
     help_text = COCO_HELP
 
     def __init__(self, root: str | None = None, split: str = "test", max_captions: int | None = 5,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, train_split: str = "train", train_order_seed: int = 0,
+                 image_size: int | None = None) -> None:
+        if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8):
+            raise ValueError(f"dataset.options.image_size must be an integer >= 8 (pixels) or null, got {image_size!r}")
+        self.image_size = image_size
         root = root or os.environ.get(self.env_var)
         if not root:
             raise DataMissingError(
@@ -225,19 +268,57 @@ class KarpathyDataset(Dataset):
                 f"dataset {self.dataset_name}: split file not found: {self.split_file}. " + self.help_text.format(env=self.env_var)
             )
         self.split, self.max_captions, self.limit = split, max_captions, limit
+        self.train_split, self.train_order_seed = train_split, int(train_order_seed)
         self.domains = (self.dataset_name,)
         self.selection = select_karpathy_split(read_karpathy_records(self.split_file), self.split_file, self.root,
                                                split, max_captions, limit)
 
+    def training_data(self) -> tuple[LazyImages, list[list[str]], None]:
+        """The ``train_split`` images (read lazily) and their caption lists, shuffled by
+        ``train_order_seed``; no vocabulary (real captions are open-vocabulary).
+
+        Raises:
+            ValueError: ``train_split`` shares images with the evaluated ``split``.
+            UnknownSplitError: the file has no such split; DataMissingError: images missing.
+        """
+        shared = set(self.selection.file_splits) & set(SPLIT_SETS.get(self.train_split, (self.train_split,)))
+        if shared:
+            raise ValueError(f"dataset.options.split = {self.split!r} and train_split = {self.train_split!r} share the "
+                             f"file's {sorted(shared)} images: fusion heads would train on what is evaluated")
+        sel = select_karpathy_split(read_karpathy_records(self.split_file), self.split_file, self.root,
+                                    self.train_split, self.max_captions)
+        order = np.random.default_rng([self.train_order_seed, 0x4B415250]).permutation(len(sel.paths))
+        paths = [sel.paths[i] for i in order]
+        check_images_exist(paths, self.train_split, self.root)
+        by_image: list[list[str]] = [[] for _ in sel.paths]
+        for caption, owner in zip(sel.captions, sel.caption_image.tolist()):
+            by_image[owner].append(caption)
+        return LazyImages(paths, self.image_size), [by_image[i] for i in order], None
+
+    def recipe(self) -> dict[str, Any]:
+        """What determines :meth:`training_data`: the split file's SHA-256 digest, the split,
+        caption count and order seed (the image files are identified by the split file's names,
+        not hashed: 113k JPEGs would take minutes)."""
+        from ..models.cache import file_digest
+
+        return {"dataset": self.dataset_name, "split_file": file_digest(self.split_file), "train_split": self.train_split,
+                "max_captions": self.max_captions, "train_order_seed": self.train_order_seed, "image_size": self.image_size}
+
     def load(self, domain: str) -> ImageTextData:
+        """The evaluation split: lazily read images of their own sizes, or, with ``image_size``,
+        one (N, S, S, 3) uint8 array (decoded in parallel), which the runner can corrupt on the
+        GPU (``corruptions.torch_ops``)."""
         sel = self.selection
         check_images_exist(sel.paths, self.split, self.root)
-        return ImageTextData(f"{self.dataset_name}-{self.split}", domain, LazyImages(sel.paths), sel.captions, sel.caption_image)
+        images = LazyImages(sel.paths, self.image_size)
+        return ImageTextData(f"{self.dataset_name}-{self.split}", domain,
+                             images.to_array() if self.image_size else images, sel.captions, sel.caption_image)
 
     def describe(self) -> dict[str, Any]:
         """Root, options, and what was selected: ``file_splits`` (images per split of the file),
         ``images`` and ``captions``."""
         return {"root": str(self.root), "split": self.split, "max_captions": self.max_captions, "limit": self.limit,
+                "train_split": self.train_split, "image_size": self.image_size,
                 "file_splits": dict(self.selection.file_splits), "images": len(self.selection.paths),
                 "captions": len(self.selection.captions)}
 

@@ -62,19 +62,35 @@ ENCODER_SOURCES: tuple[str, ...] = (
     "mafs_bench/data/world.py",  # the generator of the training images and captions
     "mafs_bench/data/embedded.py",  # training_data() / vocabulary() over the world
 )
-CODE_SOURCES: tuple[str, ...] = (
-    *ENCODER_SOURCES,  # fusion heads train on the encoder's features
+#: The fusion heads' training code, whatever the encoder.
+FUSION_SOURCES: tuple[str, ...] = (
     "mafs_bench/models/fusion_training.py",  # ITM loop, negatives, degradation draws
+    "mafs_bench/models/heads.py",  # which methods, seeds, pool and checkpoints reach training
     "mafs_bench/models/augment.py",  # the training-time degradations
     "mafs_bench/models/fusion/*.py",  # fusion networks and their initialisation
-    "mafs_bench/models/backends/embedded.py",  # which data, seeds and options reach training
     "corruptions/**/*.py",  # opt-in training corruptions (fusion_training.corrupt_views)
     "corruptions/**/*.json.gz",  # corruption data read by them (WordNet synonyms)
+)
+CODE_SOURCES: tuple[str, ...] = (
+    *ENCODER_SOURCES,  # fusion heads train on the encoder's features
+    *FUSION_SOURCES,
+    "mafs_bench/models/backends/embedded.py",  # which data, seeds and options reach training
+)
+#: Sources of fusion heads trained on a pretrained encoder's features (kind ``head``): the
+#: fusion training code, the wrappers that compute the features, the real-data loaders whose
+#: training split feeds the pool. Not the embedded world (its edits do not retrain COCO heads).
+HEAD_SOURCES: tuple[str, ...] = (
+    *FUSION_SOURCES,
+    "mafs_bench/models/backends/pretrained.py",  # precision, batching, which heads train
+    "mafs_bench/models/backends/open_clip_hub.py",  # open_clip features (tokens, masks)
+    "mafs_bench/models/backends/hf.py",  # transformers features
+    "mafs_bench/data/base.py",
+    "mafs_bench/data/coco.py",  # Karpathy training splits and their order
 )
 #: sources per cache kind; a kind not listed uses :data:`CODE_SOURCES`. The encoder's weights do
 #: not depend on the fusion code, so editing a fusion module retrains only the fusion heads (the
 #: encoder part of ``backends/embedded.py`` passes the keyed config through, nothing more).
-KIND_SOURCES: dict[str, tuple[str, ...]] = {"encoder": ENCODER_SOURCES}
+KIND_SOURCES: dict[str, tuple[str, ...]] = {"encoder": ENCODER_SOURCES, "head": HEAD_SOURCES}
 
 #: Suffixes hashed as text, with CRLF line endings read as LF (a Windows checkout hashes alike).
 _TEXT_SUFFIXES = frozenset({".py", ".json", ".txt", ".yaml"})
@@ -196,18 +212,18 @@ def load_weights(kind: str, config: dict[str, Any]) -> dict[str, Any] | None:
     return got
 
 
-def _read(path: Path, kind: str, config: dict[str, Any]) -> dict[str, Any] | None:
+def _read(path: Path, kind: str, config: dict[str, Any], what: str = "weights") -> dict[str, Any] | None:
     """The entry at ``path`` if it is readable and holds ``kind`` trained with ``config``."""
     try:
         with safe_open(path, framework="pt", device="cpu") as f:
             recipe = json.loads((f.metadata() or {})[_RECIPE_KEY])
             problem = _recipe_mismatch(recipe, kind, config)
             if problem:
-                _ignore(path, problem)
+                _ignore(path, problem, what)
                 return None
             state_dict = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
-        _ignore(path, f"not a readable safetensors weights file ({type(err).__name__}: {err})")
+        _ignore(path, f"not a readable safetensors {what} file ({type(err).__name__}: {err})", what)
         return None
     return {"state_dict": state_dict, "config": recipe["config"], "meta": recipe["meta"]}
 
@@ -316,8 +332,15 @@ def save_weights(kind: str, config: dict[str, Any], state_dict: dict[str, Any], 
         ValueError: a weight beyond float16's range.
     """
     path = weights_path(kind, config)
-    path.parent.mkdir(parents=True, exist_ok=True)
     round_to_fp16(state_dict)
+    _write(path, kind, config, state_dict, meta)
+    _used[(kind, path.stem)] = None
+    return path
+
+
+def _write(path: Path, kind: str, config: dict[str, Any], state_dict: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Atomically write a safetensors entry at ``path`` (tensors as they are) and its JSON recipe."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = _plain_tensors(state_dict)
     recipe = {"format": CACHE_FORMAT, "kind": kind, "key": path.stem, "code_version": code_version(kind),
               "config": config, "meta": meta, "versions": _library_versions()}
@@ -326,8 +349,6 @@ def save_weights(kind: str, config: dict[str, Any], state_dict: dict[str, Any], 
     # the JSON first: a weights file present means its entry is complete
     _atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
     _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={_RECIPE_KEY: header}))
-    _used[(kind, path.stem)] = None
-    return path
 
 
 def _canonical(value: Any) -> str:
@@ -349,8 +370,78 @@ def _recipe_mismatch(recipe: Any, kind: str, config: dict[str, Any]) -> str | No
     return None
 
 
-def _ignore(path: Path, reason: str) -> None:
-    warnings.warn(f"ignoring cached weights {path}: {reason}; they will be trained again", CacheWarning, stacklevel=3)
+def _ignore(path: Path, reason: str, what: str = "weights") -> None:
+    again = "they will be trained again" if what == "weights" else "training starts from the beginning"
+    warnings.warn(f"ignoring cached {what} {path}: {reason}; {again}", CacheWarning, stacklevel=3)
+
+
+def checkpoint_path(kind: str, config: dict[str, Any]) -> Path:
+    """Where a training of ``kind`` with ``config`` keeps its periodic checkpoint (a
+    ``.safetensors`` file under ``<cache>/checkpoints/``, removed once the weights are saved)."""
+    return cache_root() / "checkpoints" / kind / f"{config_key(config, kind)}.safetensors"
+
+
+def save_checkpoint(kind: str, config: dict[str, Any], tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Atomically store a training checkpoint (tensors + JSON-serialisable ``meta``, e.g. the
+    step) in the format of :func:`save_weights`, in another folder, and *not* rounded to float16:
+    a training that continues from it must see exactly the state it stopped in."""
+    path = checkpoint_path(kind, config)
+    _write(path, kind, config, tensors, meta)
+    return path
+
+
+def load_checkpoint(kind: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint of an unfinished training of ``kind`` with ``config``: ``{"state_dict":
+    tensors, "config": ..., "meta": ...}``, or None (absent, unreadable or of another recipe or
+    code version: a :class:`CacheWarning` names the file then)."""
+    path = checkpoint_path(kind, config)
+    return _read(path, kind, config, "checkpoint") if path.is_file() else None
+
+
+def drop_checkpoint(kind: str, config: dict[str, Any]) -> None:
+    """Remove the checkpoint of a finished training (and its JSON), if any."""
+    path = checkpoint_path(kind, config)
+    path.unlink(missing_ok=True)
+    path.with_suffix(".json").unlink(missing_ok=True)
+
+
+def file_digest(path: str | Path) -> str:
+    """16-hex-digit SHA-256 of a file's bytes (weights files: the identity of pretrained weights in
+    cache keys), memoised in ``<cache>/digests.json`` by absolute path, size and mtime, so a
+    multi-gigabyte file is read once.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    memo_key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    memo_file = cache_root() / "digests.json"
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if isinstance(memo, dict) and isinstance(memo.get(memo_key), str):
+        return memo[memo_key]
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 23), b""):
+            digest.update(block)
+    value = digest.hexdigest()[:16]
+    memo = memo if isinstance(memo, dict) else {}
+    memo[memo_key] = value
+    memo_file.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(memo_file, lambda tmp: tmp.write_text(json.dumps(memo, indent=0, sort_keys=True)))
+    return value
+
+
+def tree_digest(folder: str | Path, suffixes: Iterable[str] | None = None) -> dict[str, str]:
+    """:func:`file_digest` of every file under ``folder`` (relative posix path -> digest), sorted;
+    ``suffixes`` keeps only files ending so (e.g. ``(".json", ".safetensors")``)."""
+    root = Path(folder)
+    keep = tuple(suffixes) if suffixes is not None else None
+    return {p.relative_to(root).as_posix(): file_digest(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and (keep is None or p.name.endswith(keep)) and ".cache" not in p.relative_to(root).parts}
 
 
 def _plain_tensors(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -49,11 +49,17 @@ class ImageFeatures:
 
 @dataclass
 class TextFeatures:
-    """Encoded captions: L2-normalised contrastive embeddings, token features and validity mask."""
+    """Encoded captions: L2-normalised contrastive embeddings, token features and validity mask.
+
+    ``ids``: the token ids behind ``tokens`` (aligned with ``mask``), for methods that run a
+    backend's own pretrained fusion on raw inputs (:mod:`mafs_bench.models.fusion.itm_head`);
+    None when the encoder does not provide them.
+    """
 
     emb: torch.Tensor  # (M, D)
     tokens: torch.Tensor  # (M, L, W)
     mask: torch.Tensor  # (M, L) bool, True for real tokens (start .. end)
+    ids: torch.Tensor | None = None  # (M, L) int64
 
     def __len__(self) -> int:
         return self.emb.shape[0]
@@ -128,6 +134,11 @@ class DualEncoder(torch.nn.Module):
             embs.append(F.normalize(pooled.float(), dim=-1))
             toks.append(tokens.float())
         return ImageFeatures(torch.cat(embs), torch.cat(toks))
+
+    def text_length(self, texts: list[str]) -> int:
+        """Tokens of the longest of ``texts`` (start and end included): the ``length`` that lines
+        up several encoded caption sets."""
+        return max(len(self.tokenizer.encode(c)) for c in texts)
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str], batch_size: int = 1024, length: int | None = None) -> TextFeatures:

@@ -27,9 +27,10 @@ retrieval scores, so a fresh run could not reproduce a stored result.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 import corruptions
 
 from .augment import AUGMENTATIONS, DEFAULT_AUGMENTATIONS, FeatureStats, augmentation_generator, check_augmentations
-from .encoder import DualEncoder, ImageFeatures, TextFeatures
+from .encoder import ImageFeatures, TextFeatures
 from .fusion import FusionMethod, PairSignals, ReferencePool, gather
 from .training import Progress, lr_at
 
@@ -117,11 +118,16 @@ def training_corruption_seed(seed: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def corrupt_views(images: np.ndarray, captions: list[str], names: Sequence[str],
-                  seed: int) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+def corrupt_views(images: Any, captions: list[str], names: Sequence[str],
+                  seed: int) -> tuple[Any, list[str], np.ndarray, np.ndarray]:
     """One corrupted copy of every image and caption for opt-in training ``names``: a corruption
     of the item's modality and a severity 1..5, drawn per item (items of a modality with no
-    listed corruption stay clean). Also returns each image's and caption's severity / 5."""
+    listed corruption stay clean). Also returns each image's and caption's severity / 5.
+
+    ``images``: an (N, H, W, 3) uint8 array (corrupted as an array) or a sequence of HxWx3
+    arrays of any sizes (real data; corrupted one by one into a list)."""
+    if not isinstance(images, np.ndarray):
+        return _corrupt_views_list(images, captions, names, seed)
     rng = np.random.default_rng([training_corruption_seed(seed), 7])
     seed_c = training_corruption_seed(seed)
     image_names = [n for n in names if corruptions.get(n).modality == "image"]
@@ -145,14 +151,55 @@ def corrupt_views(images: np.ndarray, captions: list[str], names: Sequence[str],
     return out_images, out_caps, image_sev, text_sev
 
 
+def _corrupt_views_list(images: Sequence[np.ndarray], captions: list[str], names: Sequence[str],
+                        seed: int) -> tuple[list[np.ndarray], list[str], np.ndarray, np.ndarray]:
+    """:func:`corrupt_views` for a sequence of images of any sizes: the same draws (the same
+    generator, consumed in the same order), applied per image."""
+    n = len(images)
+    rng = np.random.default_rng([training_corruption_seed(seed), 7])
+    seed_c = training_corruption_seed(seed)
+    image_names = [c for c in names if corruptions.get(c).modality == "image"]
+    text_names = [c for c in names if corruptions.get(c).modality == "text"]
+    out_images = [np.asarray(images[i]) for i in range(n)]
+    image_sev, text_sev = np.zeros(n), np.zeros(len(captions))
+    if image_names:
+        pick, sev = rng.integers(0, len(image_names), n), rng.integers(1, 6, n)
+        image_sev = sev / 5.0
+        for i in range(n):
+            out_images[i] = corruptions.apply(image_names[pick[i]], out_images[i], int(sev[i]), seed=seed_c, sample_id=i)
+    out_caps = list(captions)
+    if text_names:
+        pick, sev = rng.integers(0, len(text_names), len(captions)), rng.integers(1, 6, len(captions))
+        text_sev = sev / 5.0
+        for j, cap in enumerate(captions):
+            out_caps[j] = corruptions.apply(text_names[pick[j]], cap, int(sev[j]), seed=seed_c, sample_id=j)
+    return out_images, out_caps, image_sev, text_sev
+
+
+class FeatureEncoder(Protocol):
+    """What fusion training needs from a frozen encoder (the embedded :class:`DualEncoder`, the
+    open_clip and Hugging Face wrappers of :mod:`mafs_bench.models.backends`)."""
+
+    def encode_images(self, images: Any) -> ImageFeatures: ...
+
+    def encode_texts(self, texts: list[str], length: int | None = None) -> TextFeatures: ...
+
+    def text_length(self, texts: list[str]) -> int: ...
+
+    @property
+    def logit_scale(self) -> torch.Tensor: ...
+
+
 @torch.no_grad()
-def build_fusion_data(model: DualEncoder, images: np.ndarray, captions: Sequence[Sequence[str]],
-                      bank_images: np.ndarray, bank_captions: Sequence[str], cfg: FusionTrainConfig) -> FusionTrainData:
+def build_fusion_data(model: FeatureEncoder, images: Any, captions: Sequence[Sequence[str]],
+                      bank_images: Any, bank_captions: Sequence[str], cfg: FusionTrainConfig) -> FusionTrainData:
     """Encode the training pool (and the reference items, which are never trained on).
 
     Args:
-        images: (N, H, W, 3) uint8 training images; captions: their caption lists.
-        bank_images: (K, H, W, 3) uint8 held-out training images; bank_captions: one caption each.
+        model: the frozen encoder; features come back on its device.
+        images: N uint8 HxWx3 training images (an (N, H, W, 3) array or a sequence of arrays);
+            captions: their caption lists.
+        bank_images: K held-out training images, likewise; bank_captions: one caption each.
     """
     flat = [c for caps in captions for c in caps]
     caption_image = torch.tensor([i for i, caps in enumerate(captions) for _ in caps])
@@ -164,7 +211,7 @@ def build_fusion_data(model: DualEncoder, images: np.ndarray, captions: Sequence
         img_views.append(model.encode_images(noisy_images))
         cap_views.append(noisy_caps)
         strengths = (torch.as_tensor(image_sev, dtype=torch.float32), torch.as_tensor(text_sev, dtype=torch.float32))
-    length = max(len(model.tokenizer.encode(c)) for caps in cap_views for c in caps)
+    length = model.text_length([c for caps in cap_views for c in caps])
     txt_views = [model.encode_texts(caps, length=length) for caps in cap_views]
     scale = float(model.logit_scale.detach())
     reference = ReferencePool(model.encode_images(bank_images).emb, model.encode_texts(list(bank_captions)).emb,
@@ -172,13 +219,21 @@ def build_fusion_data(model: DualEncoder, images: np.ndarray, captions: Sequence
     image_captions = [torch.nonzero(caption_image == i).flatten() for i in range(len(images))]
     clean_i, clean_t = img_views[0], txt_views[0]
     return FusionTrainData(img_views, txt_views, caption_image, image_captions,
-                           FeatureStats.of(clean_i.emb, clean_i.tokens), FeatureStats.of(clean_t.emb, clean_t.tokens, clean_t.mask),
+                           _on_cpu(FeatureStats.of(clean_i.emb, clean_i.tokens)),
+                           _on_cpu(FeatureStats.of(clean_t.emb, clean_t.tokens, clean_t.mask)),
                            reference, scale, *strengths)
+
+
+def _on_cpu(stats: FeatureStats) -> FeatureStats:
+    """``stats`` on the CPU, where the training draws are made (a no-op for CPU features)."""
+    return FeatureStats(stats.emb_mean.cpu(), stats.tok_mean.cpu(), stats.tok_std.cpu())
 
 
 def _select_view(views: list, view: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Rows ``idx`` of every field of the features, each row from view ``view[b]``."""
     fields = [f for f in ("emb", "tokens", "mask") if hasattr(views[0], f)]
+    device = views[0].emb.device
+    idx, view = idx.to(device), view.to(device)
     out = []
     for f in fields:
         rows = getattr(views[0], f)[idx]
@@ -191,8 +246,11 @@ def _select_view(views: list, view: torch.Tensor, idx: torch.Tensor) -> tuple[to
 
 
 def _hard_negatives(sim: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """For each row, a column sampled with probability softmax(sim) excluding the diagonal."""
-    weights = torch.softmax(sim, dim=1).clone()
+    """For each row, a column sampled with probability softmax(sim) excluding the diagonal.
+
+    Drawn on the CPU from the CPU generator ``gen`` (so the draws do not depend on the device
+    the head trains on); returns CPU indices."""
+    weights = torch.softmax(sim.float().cpu(), dim=1).clone()
     weights.fill_diagonal_(0.0)
     weights = weights + 1e-8 * (1 - torch.eye(len(sim)))
     return torch.multinomial(weights, 1, generator=gen).flatten()
@@ -213,33 +271,71 @@ def deterministic_algorithms() -> Iterator[None]:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
+@dataclass
+class TrainState:
+    """A training run part way: what :func:`train_fusion` needs to go on exactly where it stopped.
+
+    Attributes:
+        step: steps done.
+        losses: the loss of each step done.
+        method: the head's ``state_dict`` after ``step`` steps.
+        optimizer: the AdamW ``state_dict`` (moments and step counts).
+        generator: ``torch.Generator.get_state()`` of the training draws (uint8 tensor).
+    """
+
+    step: int
+    losses: list[float]
+    method: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    generator: torch.Tensor = field(repr=False)
+
+
 def train_fusion(method: FusionMethod, data: FusionTrainData, cfg: FusionTrainConfig,
-                 progress: Progress | None = None) -> list[float]:
+                 progress: Progress | None = None, resume: TrainState | None = None,
+                 checkpoint: Callable[[TrainState], None] | None = None, checkpoint_every: int = 0) -> list[float]:
     """Train ``method`` with ITM + hard negatives (+ its regulariser). Returns loss per step.
 
     Bit-reproducible for a given seed, data and thread count (see :func:`deterministic_algorithms`).
     Every method draws the same batches, negatives and degradations from the same seed: the
-    draws never depend on the method.
+    draws never depend on the method, nor on the device (they come from a CPU generator);
+    the head trains on the device of ``data``'s features.
+
+    Args:
+        progress: called after every step with (steps done, steps, loss).
+        resume: a :class:`TrainState` of this very training (same method, data and config) to
+            continue from; the result equals that of an uninterrupted run.
+        checkpoint: called with the :class:`TrainState` every ``checkpoint_every`` steps (not
+            after the last one), before ``progress``.
     """
     method.fit_reference(data.reference)
     with deterministic_algorithms():
-        return _train_fusion_steps(method, data, cfg, progress)
+        return _train_fusion_steps(method, data, cfg, progress, resume, checkpoint, checkpoint_every)
 
 
 def _train_fusion_steps(method: FusionMethod, data: FusionTrainData, cfg: FusionTrainConfig,
-                        progress: Progress | None) -> list[float]:
+                        progress: Progress | None, resume: TrainState | None = None,
+                        checkpoint: Callable[[TrainState], None] | None = None, checkpoint_every: int = 0) -> list[float]:
     """The training loop of :func:`train_fusion`."""
     gen = augmentation_generator(cfg.seed)
     n = len(data.images[0])
+    device = data.images[0].emb.device
     groups = method.param_groups(cfg.lr)
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     image_augs = [a for a in cfg.augmentations if AUGMENTATIONS.get(a).modality == "image"]
     text_augs = [a for a in cfg.augmentations if AUGMENTATIONS.get(a).modality == "text"]
     if len(data.images) > 1:  # opt-in corruptions: their view is one more choice of degradation
         image_augs, text_augs = [*image_augs, CORRUPTED_VIEW], [*text_augs, CORRUPTED_VIEW]
-    method.train()
     losses: list[float] = []
-    for step in range(cfg.steps):
+    first = 0
+    if resume is not None:
+        if not 0 <= resume.step <= cfg.steps:
+            raise ValueError(f"cannot resume at step {resume.step} of a {cfg.steps}-step training")
+        method.load_state_dict(resume.method)
+        opt.load_state_dict(resume.optimizer)
+        gen.set_state(resume.generator)
+        losses, first = list(resume.losses), resume.step
+    method.train()
+    for step in range(first, cfg.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg.steps, cfg.warmup, cfg.lr) * group.get("lr_scale", 1.0)
         img_idx = torch.randperm(n, generator=gen)[: cfg.batch_size]
@@ -258,15 +354,18 @@ def _train_fusion_steps(method: FusionMethod, data: FusionTrainData, cfg: Fusion
         pair_txt = torch.cat([b, neg_txt, b])
         # one caption per image group: G = 3B pairs, C = 1
         img_prep, txt_prep = method.prepare_images(imgs), method.prepare_texts(txts)
-        strength = torch.stack([s_img[pair_img], s_txt[pair_txt]], dim=-1)[:, None]
-        labels = torch.cat([torch.ones(len(b)), torch.zeros(2 * len(b))]).long()
-        out = method.pair_forward(gather(img_prep, pair_img), gather(txt_prep, pair_txt[:, None]),
-                                  PairSignals(sim[pair_img, pair_txt, None], strength, labels.bool()[:, None]))
-        loss = F.cross_entropy(out.itm_logits[:, 0], labels) + method.regulariser(out)
+        strength = torch.stack([s_img[pair_img], s_txt[pair_txt]], dim=-1)[:, None].to(device)
+        labels = torch.cat([torch.ones(len(b)), torch.zeros(2 * len(b))]).long().to(device)
+        pi, pt = pair_img.to(device), pair_txt.to(device)
+        out = method.pair_forward(gather(img_prep, pi), gather(txt_prep, pt[:, None]),
+                                  PairSignals(sim[pi, pt, None], strength, labels.bool()[:, None]))
+        loss = F.cross_entropy(out.itm_logits[:, 0].float(), labels) + method.regulariser(out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        if checkpoint is not None and checkpoint_every > 0 and (step + 1) % checkpoint_every == 0 and step + 1 < cfg.steps:
+            checkpoint(TrainState(step + 1, list(losses), method.state_dict(), opt.state_dict(), gen.get_state()))
         if progress:
             progress(step + 1, cfg.steps, losses[-1])
     method.eval()
@@ -298,13 +397,15 @@ def _degraded_batch(views: list, idx: torch.Tensor, names: list[str], prob: floa
         if sel.any():
             applied[sel] = view_strength[idx[sel]] if view_strength is not None else 0.5
             view_fields = _select_view(views, torch.ones(int(sel.sum()), dtype=torch.long), idx[sel])
-            emb[sel], tokens[sel] = view_fields[0], view_fields[1]
+            on = sel.to(emb.device)
+            emb[on], tokens[on] = view_fields[0], view_fields[1]
             for r, f in zip(rest, view_fields[2:]):
-                r[sel] = f
+                r[on] = f
     for name in feature_augs:
         sel = hit & (pick == names.index(name))
         if sel.any():
-            emb[sel], tokens[sel] = AUGMENTATIONS.get(name).fn(emb[sel], tokens[sel], strength[sel], stats, gen)
+            on = sel.to(emb.device)
+            emb[on], tokens[on] = AUGMENTATIONS.get(name).fn(emb[on], tokens[on], strength[sel].to(emb.device), stats, gen)
             applied[sel] = strength[sel]
     feats = ImageFeatures(emb, tokens) if not rest else TextFeatures(emb, tokens, rest[0])
     return feats, applied

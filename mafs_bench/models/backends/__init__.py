@@ -1,4 +1,4 @@
-"""Model backends registered in :data:`BACKENDS` (``embedded``, ``open_clip``).
+"""Model backends registered in :data:`BACKENDS` (``embedded``, ``open_clip``, ``hf``).
 
 Every module of this package is imported (:func:`~mafs_bench.registry.import_submodules`): a new
 backend is one new module with a ``@BACKENDS.register`` class.

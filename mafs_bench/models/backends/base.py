@@ -14,7 +14,6 @@ groups its models by backend spec and builds each group with its own backend ins
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,10 +23,9 @@ import torch
 from ...registry import Registry
 from ..encoder import ImageFeatures, TextFeatures
 from ..fusion import FusionMethod
+from ..heads import ProgressFactory
 from ..methods import ModelSpec
 
-#: progress(description, total) -> update(done, total, loss)
-ProgressFactory = Callable[[str, int], Callable[[int, int, float], None]]
 
 
 class WeightsMissingError(RuntimeError):

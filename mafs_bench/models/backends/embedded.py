@@ -11,8 +11,9 @@ adds the plugin's class and source hashes, so it shares weights with no built-in
 
 from __future__ import annotations
 
+import contextlib
 import time
-import warnings
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -21,23 +22,14 @@ import torch
 from .. import cache
 from ..encoder import DualEncoder, load_encoder_config
 from ..fusion import FusionMethod
-from ..methods import ModelSpec, as_model_specs, class_path
+from ..fusion_training import FusionTrainConfig
+from ..heads import HeadTrainer, load_into, split_pool
+from ..methods import ModelSpec, as_model_specs
 from ..tokenizer import WordTokenizer
-from ..fusion_training import FusionTrainConfig, build_fusion_data, train_fusion
 from ..training import EncoderTrainConfig, train_encoder
 from .base import BACKENDS, Backend, ModelBundle, ProgressFactory
 
-
-def load_into(module: torch.nn.Module, state_dict: dict[str, Any], what: str) -> bool:
-    """Load cached weights; False (with a :class:`cache.CacheWarning`) when they do not fit the
-    module (a cache file whose recipe matches but whose tensors do not), so the caller retrains."""
-    try:
-        module.load_state_dict(state_dict)
-    except (RuntimeError, KeyError, ValueError) as err:
-        warnings.warn(f"cached weights of the {what} do not fit it ({str(err).splitlines()[0]}); training again",
-                      cache.CacheWarning, stacklevel=2)
-        return False
-    return True
+__all__ = ["EmbeddedBackend", "load_into"]
 
 
 @BACKENDS.register("embedded")
@@ -93,9 +85,13 @@ class EmbeddedBackend(Backend):
         for spec in specs:
             where = f"models.{spec.name}.options" if spec.options else f"backend.options.methods.{spec.name}"
             try:
-                spec.cls
+                cls = spec.cls
             except (ValueError, KeyError) as err:
                 problems.append(f"model {spec.name!r}: {err}")
+                continue
+            if cls.pretrained_head:
+                problems.append(f"model {spec.name!r}: method {spec.method!r} runs a backend model's own pretrained "
+                                f"head; the embedded backend has none (give the model the hf backend)")
                 continue
             try:
                 self._create(spec, *widths)
@@ -109,25 +105,13 @@ class EmbeddedBackend(Backend):
         """Token widths (image, text) of the encoder the fusion heads read."""
         return int(self.encoder_config["vision_cfg"]["width"]), int(self.encoder_config["text_cfg"]["width"])
 
-    def _options(self, spec: ModelSpec) -> dict[str, Any]:
-        """The options ``spec``'s method is built with: the backend's ``methods.<row>``, then the
-        model entry's own (which win)."""
-        return {**self.method_options.get(spec.name, {}), **spec.options}
-
     def _create(self, spec: ModelSpec, image_width: int, text_width: int) -> FusionMethod:
-        """``spec``'s method built with :meth:`_options`."""
-        return spec.cls(image_width, text_width, **self._options(spec))
+        """``spec``'s method with the backend's options for its row under the spec's own."""
+        return spec.create(image_width, text_width, **self.method_options.get(spec.name, {}))
 
     def split_pool(self, n_train: int) -> tuple[slice, slice]:
-        """Training-split rows of the fusion pool and of the reference banks (disjoint).
-
-        The reference items follow the pool; on a small training split the banks take at
-        most a fifth of it."""
-        n_ref = min(self.reference_size, max(2, n_train // 5))
-        n_pool = min(self.fusion_pool, n_train - n_ref)
-        if n_pool < 2:
-            raise ValueError(f"the training split has {n_train} images: too few for a fusion pool and reference banks")
-        return slice(0, n_pool), slice(n_pool, n_pool + n_ref)
+        """Training-split rows of the fusion pool and of the reference banks (:func:`split_pool`)."""
+        return split_pool(n_train, self.fusion_pool, self.reference_size)
 
     def build(self, dataset: Any, models: list[str | ModelSpec], device: torch.device, progress: ProgressFactory,
               seeds: list[int]) -> ModelBundle:
@@ -170,47 +154,23 @@ class EmbeddedBackend(Backend):
         info["encoder_params"] = sum(p.numel() for p in encoder.parameters())
 
         image_width, text_width = self._widths()
-        by_seed: dict[int, dict[str, FusionMethod]] = {}
-        trained: dict[str, dict[str, Any]] = {}
-        pool_data = None
-        for seed in seeds:
-            train_cfg = replace(self.fusion_train, seed=seed)
-            methods: dict[str, FusionMethod] = {}
-            for spec in specs:
-                name = spec.name
-                method = self._create(spec, image_width, text_width)
-                if method.has_fusion:
-                    key = {"network": method.network, "options": method.options, "encoder": info["encoder_key"],
-                           "train": train_cfg.as_dict(), "pool": self.fusion_pool, "reference": self.reference_size}
-                    plugin = spec.plugin_identity()
-                    if plugin is not None:  # a plugin's own code determines its weights too, and the
-                        # options it was given even if it does not hand them to FusionMethod.options
-                        key["plugin"] = {**plugin, "options": self._options(spec)}
-                    key_hash = cache.config_key(key, "fusion")
-                    state = trained.get(key_hash) or cache.load_weights("fusion", key)
-                    if state is not None and not load_into(method, state["state_dict"], f"fusion head {name}"):
-                        state = None
-                    if state is None:
-                        if pool_data is None:
-                            images, captions, _ = train_split()
-                            pool, ref = self.split_pool(len(images))
-                            encoder.to("cpu")
-                            pool_data = build_fusion_data(encoder, images[pool], captions[pool], images[ref],
-                                                          [c[0] for c in captions[ref]], self.fusion_train)
-                            encoder.to(device)
-                        torch.manual_seed(seed)  # nn.Module initialisers draw from torch's default generator
-                        method = self._create(spec, image_width, text_width)
-                        losses = train_fusion(method, pool_data, train_cfg,
-                                              progress(f"train {method.network} ({name}) seed {seed}", train_cfg.steps))
-                        cache.save_weights("fusion", key, method.state_dict(),
-                                           {"final_loss": losses[-1], "method": name, "class": class_path(type(method))})
-                        state = {"state_dict": method.state_dict()}
-                    trained[key_hash] = state
-                    method.weights_id = key_hash
-                    info[f"{name}_params"] = sum(p.numel() for p in method.parameters())
-                    info.setdefault("fusion_keys", {}).setdefault(name, {})[str(seed)] = key_hash
-                methods[name] = method.eval().to(device)
-            by_seed[seed] = methods
+
+        @contextlib.contextmanager
+        def on_cpu() -> Iterator[None]:  # the pool is encoded and the heads trained on the CPU
+            encoder.to("cpu")
+            try:
+                yield
+            finally:
+                encoder.to(device)
+
+        def split() -> tuple[Any, list[list[str]]]:
+            images, captions, _ = train_split()
+            return images, captions
+
+        trainer = HeadTrainer(encoder, info["encoder_key"], recipe, image_width, text_width, self.fusion_train,
+                              self.fusion_pool, self.reference_size, split, progress, kind="fusion", encoding=on_cpu)
+        by_seed, head_info = trainer.build(specs, seeds, self.method_options, device)
+        info.update(head_info)
         recipe_out = {k: v for k, v in self.fusion_train.as_dict().items() if k != "seed"}
         training = {"encoder": self.encoder_train.as_dict(), "fusion": recipe_out, "seeds": list(seeds),
                     "fusion_pool": self.fusion_pool, "reference_size": self.reference_size,

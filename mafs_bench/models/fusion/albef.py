@@ -10,7 +10,11 @@ Retrieval score: the ITM match logit alone.
 
 One fusion layer by default (``layers: 1``): with the trainable text layer that gives the same
 parameter budget as the two fusion layers of MA-AFS / fixed-sum (within 1%; ``run.json`` lists
-every method's count), so no method wins by size.
+every method's count), so no method wins by size. That holds when the token widths equal the
+fusion width (the embedded encoder's 128). On a pretrained encoder's wider text tokens the text
+layer would grow with them (ViT-B-32: 2.47M parameters against MA-AFS's 0.66M), so the pretrained
+backends set ``project_first: true``: tokens are projected to the fusion width first and the text
+layer runs there (0.49M on ViT-B-32, :data:`mafs_bench.models.backends.pretrained.DEFAULT_METHOD_OPTIONS`).
 """
 
 from __future__ import annotations
@@ -31,13 +35,20 @@ class ClsCrossAttentionFusion(FusionMethod):
     network = "cls_cross_attention"
 
     def __init__(self, image_width: int, text_width: int, width: int = 128, heads: int = 8, layers: int = 1,
-                 ffn_ratio: int = 2, **options: Any) -> None:
+                 ffn_ratio: int = 2, project_first: bool = False, **options: Any) -> None:
+        if project_first:  # recorded (and keyed) only when on, so the default's weights keep their key
+            options["project_first"] = True
         super().__init__(image_width, text_width, width=width, heads=heads, layers=layers, ffn_ratio=ffn_ratio, **options)
-        text_heads = 4 if text_width % 4 == 0 else 1
+        #: project the caption tokens to ``width`` before the text layer (its size then does not
+        #: grow with the encoder's text width: 512 on ViT-B-32 would make this head 3.7x MA-AFS's)
+        self.project_first = bool(project_first)
+        layer_width = width if project_first else text_width
+        text_heads = 4 if layer_width % 4 == 0 else 1
+        self.text_pre = nn.Linear(text_width, width) if project_first else None
         self.text_layer = nn.TransformerEncoderLayer(
-            text_width, text_heads, dim_feedforward=ffn_ratio * text_width, dropout=0.0, batch_first=True, norm_first=True
+            layer_width, text_heads, dim_feedforward=ffn_ratio * layer_width, dropout=0.0, batch_first=True, norm_first=True
         )
-        self.text_in = nn.Linear(text_width, width)
+        self.text_in = nn.Identity() if project_first else nn.Linear(text_width, width)
         self.stack = FusionStack(image_width, width, heads, layers, ffn_ratio)
         self.itm = nn.Linear(width, 2)
 
@@ -56,7 +67,7 @@ class ClsCrossAttentionFusion(FusionMethod):
         that one query gives exactly ``text_layer(tokens)[end]`` at a fraction of the cost.
         """
         layer = self.text_layer
-        x = feats.tokens
+        x = feats.tokens if self.text_pre is None else self.text_pre(feats.tokens)
         normed = layer.norm1(x)
         end = end_token(x, feats.mask)
         attended, _ = layer.self_attn(end_token(normed, feats.mask), normed, normed,

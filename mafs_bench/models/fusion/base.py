@@ -104,6 +104,9 @@ class FusionMethod(nn.Module):
     has_fusion: ClassVar[bool] = True
     #: name of the network design; methods that share it (and its options) share trained weights.
     network: ClassVar[str] = ""
+    #: True for a method that runs a backend model's own pretrained head (``itm_head``): only a
+    #: backend that provides such a head builds it, and nothing is trained for it.
+    pretrained_head: ClassVar[bool] = False
     #: identity of the loaded weights (set by the backend); methods with the same id compute the
     #: same pair outputs, so a task may compute them once and apply each method's own score.
     weights_id: str | None = None
