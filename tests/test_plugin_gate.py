@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -60,7 +62,20 @@ def _compare(baseline: Path, candidate: Path, tmp_path: Path) -> tuple[int, str,
     return result.exit_code, result.output, json.loads(report.read_text()) if report.is_file() else {}
 
 
-def test_compare_passes_same_code_and_flags_a_scrambled_mafs_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture()
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for this test's small matrices: on a busy 2-core machine two OpenMP
+    threads mostly wait on each other (measured there: 49 s with one thread, 549 s with two)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_compare_passes_same_code_and_flags_a_scrambled_mafs_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    one_torch_thread: None) -> None:
     monkeypatch.setenv("MAFS_BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.syspath_prepend(str(PLUGINS))
     baseline = _run(tmp_path, "baseline", SUITE)
