@@ -59,10 +59,17 @@ CODE_SOURCES: tuple[str, ...] = (
     "corruptions/**/*.py",  # opt-in training corruptions (fusion_training.corrupt_views)
     "corruptions/**/*.json.gz",  # corruption data read by them (WordNet synonyms)
 )
+#: the caption decoders (cache kind ``"caption"``): trained on the encoder's features, with the
+#: fusion methods' conditioners (``fusion/*.py``) and the same image augmentations
+CAPTION_SOURCES: tuple[str, ...] = (
+    *CODE_SOURCES,
+    "mafs_bench/models/caption_decoder.py",  # decoder architecture
+    "mafs_bench/models/caption_training.py",  # teacher forcing, pool, tokenizer, prior, keys
+)
 #: sources per cache kind; a kind not listed uses :data:`CODE_SOURCES`. The encoder's weights do
 #: not depend on the fusion code, so editing a fusion module retrains only the fusion heads (the
 #: encoder part of ``backends/embedded.py`` passes the keyed config through, nothing more).
-KIND_SOURCES: dict[str, tuple[str, ...]] = {"encoder": ENCODER_SOURCES}
+KIND_SOURCES: dict[str, tuple[str, ...]] = {"encoder": ENCODER_SOURCES, "caption": CAPTION_SOURCES}
 
 #: Suffixes hashed as text, with CRLF line endings read as LF (a Windows checkout hashes alike).
 _TEXT_SUFFIXES = frozenset({".py", ".json", ".txt", ".yaml"})

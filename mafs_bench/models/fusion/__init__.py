@@ -4,7 +4,7 @@ Adding a method (QMF, PDF, GMU, ...) is one new module with a ``@FUSIONS.registe
 import line here.
 """
 
-from . import albef, blip, clip, fixed_sum, mafs  # noqa: F401  (registration)
+from . import albef, blip, clip, fixed_sum, mafs, prior  # noqa: F401  (registration)
 from .base import CUE_NAMES, FUSIONS, FusionMethod, PairOutput, PairSignals, ReferencePool, gather
 
 __all__ = ["CUE_NAMES", "FUSIONS", "FusionMethod", "PairOutput", "PairSignals", "ReferencePool", "gather",

@@ -23,6 +23,7 @@ from torch import nn
 from ..encoder import ImageFeatures, TextFeatures
 from .base import FUSIONS, FusionMethod, PairOutput, PairSignals, Prepared
 from .blocks import FusionStack, end_token
+from .caption_blocks import CrossAttentionConditioner
 
 
 class ClsCrossAttentionFusion(FusionMethod):
@@ -71,4 +72,14 @@ class ClsCrossAttentionFusion(FusionMethod):
 
 @FUSIONS.register("albef")
 class ALBEFStyle(ClsCrossAttentionFusion):
-    """ALBEF-style: ranking score = ITM match logit."""
+    """ALBEF-style: ranking score = ITM match logit.
+
+    Captioning: ALBEF's layout, text layers then fusion layers; the decoder's lower half
+    (``layers // 2`` layers) is text-only and its upper half cross-attends to the image tokens
+    (:class:`~.caption_blocks.CrossAttentionConditioner`). ALBEF itself has no caption decoder;
+    this is its fusion encoder's layout made causal.
+    """
+
+    def caption_conditioner(self, image_width: int, embed_dim: int, width: int, heads: int,
+                            layers: int) -> CrossAttentionConditioner:
+        return CrossAttentionConditioner(image_width, width, heads, layers, fuse_layers=range(layers // 2, layers))

@@ -25,13 +25,16 @@ from it as buffers, so that its cues are computed the same way in training and a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from ...registry import Registry
 from ..encoder import ImageFeatures, TextFeatures
+
+if TYPE_CHECKING:
+    from .caption_blocks import CaptionConditioner
 
 Prepared = dict[str, torch.Tensor]
 
@@ -102,6 +105,9 @@ class FusionMethod(nn.Module):
     """
 
     has_fusion: ClassVar[bool] = True
+    #: the method predicts without reading its input: the training split's most frequent target
+    #: (the ``prior`` row of the generative tasks); tasks then never call its network hooks
+    predicts_prior: ClassVar[bool] = False
     #: name of the network design; methods that share it (and its options) share trained weights.
     network: ClassVar[str] = ""
     #: identity of the loaded weights (set by the backend); methods with the same id compute the
@@ -136,6 +142,18 @@ class FusionMethod(nn.Module):
 
     def fit_reference(self, pool: ReferencePool) -> None:
         """Called once before training with the pool's clean features; nothing by default."""
+
+    def caption_conditioner(self, image_width: int, embed_dim: int, width: int, heads: int,
+                            layers: int) -> CaptionConditioner:
+        """The method's part of a caption decoder (:mod:`.caption_blocks`): how the image enters
+        a decoder of ``layers`` layers of ``width`` with ``heads`` heads, from image tokens of
+        ``image_width`` and pooled embeddings of ``embed_dim``. A new instance with fresh weights
+        (the captioning task trains it), built from this method's options.
+
+        Raises:
+            NotImplementedError: the method has no caption decoder (it does not support captioning).
+        """
+        raise NotImplementedError(f"fusion method {type(self).__name__} has no caption decoder")
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """Optimizer parameter groups; one group at ``lr`` by default."""

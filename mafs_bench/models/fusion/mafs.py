@@ -85,6 +85,7 @@ from torch import nn
 from ..encoder import ImageFeatures, TextFeatures
 from .base import CUE_NAMES, FUSIONS, FusionMethod, PairOutput, PairSignals, Prepared, ReferencePool
 from .blocks import FusionStack, Scheduler, end_token, kl_to_uniform, masked_mean, normalised_entropy
+from .caption_blocks import IMAGE_CUES, ScheduledConditioner
 
 DEFAULT_CUES: tuple[str, ...] = ("h_v", "h_t", "a_v", "a_t")
 
@@ -266,6 +267,27 @@ class ScheduledFusion(FusionMethod):
             per_mod = torch.stack([(z - out.aux["z_v"]).pow(2).mean(-1), (z - out.aux["z_t"]).pow(2).mean(-1)], dim=-1)
             loss = loss + self.consistency_weight * (out.alpha * per_mod).sum(-1).mean()
         return loss
+
+    def caption_conditioner(self, image_width: int, embed_dim: int, width: int, heads: int,
+                            layers: int) -> ScheduledConditioner:
+        """Scheduled fusion of the image into the decoder's language stream in every layer
+        (:class:`~.caption_blocks.ScheduledConditioner`), with this method's scheduler options;
+        the scheduler reads the image cues among ``cues`` (``h_v``, ``a_v``) against a fixed
+        caption bank. ``fixed_sum``: weights pinned at ``fixed_alpha_v``.
+
+        Raises:
+            ValueError: ``cues`` names no image cue.
+        """
+        o = self.options
+        cues = [c for c in o["cues"] if c in IMAGE_CUES]
+        if self.fixed_alpha_v is None and not cues:
+            raise ValueError(f"captioning: the MA-AFS scheduler reads image cues {list(IMAGE_CUES)}, "
+                             f"and fusion option cues {o['cues']} has none")
+        return ScheduledConditioner(image_width, width, heads, layers, cues=cues or IMAGE_CUES, bank_size=o["bank_size"],
+                                    scheduler_hidden=o["scheduler_hidden"], temperature=o["temperature"],
+                                    kl_weight=o["kl_weight"], reliability_weight=o["reliability_weight"],
+                                    detach_alpha=o["detach_alpha"], scheduler_lr_scale=o["scheduler_lr_scale"],
+                                    fixed_alpha_v=self.fixed_alpha_v)
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         if self.scheduler is None:
