@@ -225,13 +225,25 @@ def items_frame(common: dict[str, Any], items: list[ItemScores], data: ImageText
     ids = {"image": np.asarray(data.image_ids, dtype=np.int64), "caption": np.asarray(data.caption_ids, dtype=np.int64)}
     frames = []
     for part in items:
-        frame = pd.DataFrame({"query": part.query, "item": ids[part.side]})
+        side = ids[part.side] if part.positions is None else ids[part.side][np.asarray(part.positions, dtype=np.int64)]
+        frame = pd.DataFrame({"query": part.query, "item": side})
         for name, values in part.scores.items():
             frame[name] = np.asarray(values, dtype=np.float64)
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)
     for col in reversed(ITEMS_KEY[:-2]):
         out.insert(0, col, common[col])
+    return out
+
+
+def skipped_modalities(tasks: dict[str, Any], cells: list[Cell]) -> dict[str, dict[str, str]]:
+    """``{task: {modality: why}}`` for the planned cells' modalities a task does not evaluate."""
+    out: dict[str, dict[str, str]] = {}
+    for name, task in tasks.items():
+        for modality in dict.fromkeys(c.modality for c in cells):
+            reason = task.skip_reason(modality)
+            if reason is not None:
+                out.setdefault(name, {})[modality] = reason
     return out
 
 
@@ -302,15 +314,29 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     seeds = suite.training_seeds
     bundle: ModelBundle = backend.build(dataset, suite.models, device, progress, seeds)
     timings["models"] = round(time.time() - tick, 1)
-    log(f"[models] ready in {timings['models']:.0f} s; evaluating {len(plan_cells(suite, in_domain))} cells")
-    tick = time.time()
+    task_methods = {name: {(seed, m): method for seed, methods in bundle.methods.items() for m, method in methods.items()}
+                    for name in tasks}
+    for name, task in tasks.items():  # task-specific heads (caption decoders), trained or loaded
+        tick = time.time()
+        fitted = task.fit(bundle, dataset, task_methods[name], device, progress)
+        if fitted:
+            bundle.training[name] = fitted
+            timings[f"models_{name}"] = round(time.time() - tick, 1)
     cells = plan_cells(suite, in_domain)
+    skipped_cells = skipped_modalities(tasks, cells)
+    for name, reasons in skipped_cells.items():
+        for modality, reason in reasons.items():
+            log(f"[{name}] skipping {modality} cells: {reason}")
+    log(f"[models] ready in {sum(v for k, v in timings.items() if k.startswith('models')):.0f} s; "
+        f"evaluating {len(cells)} cells")
+    tick = time.time()
     meta = {"suite": suite.model_dump(), "suite_file": suite_source, "seed": suite.seed, "seeds": seeds,
             "device": str(device), "versions": versions(), "git_commit": git_commit(), "models": bundle.info,
             "training": bundle.training,
             "dataset": {"name": suite.dataset.name, **dataset.describe()},
             "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
             "items": {name: t.item_metrics for name, t in tasks.items()},
+            "skipped_cells": skipped_cells,
             "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
@@ -321,29 +347,35 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     shared: dict[Any, Any] = {}
     update = progress("evaluate cells", len(cells))
     scale = float(bundle.encoder.logit_scale.detach())
-    for done, cell in enumerate(cells):
-        if cell.domain not in data_by_domain:
-            data_by_domain[cell.domain] = dataset.load(cell.domain)
-        data = data_by_domain[cell.domain]
-        if cell.domain not in clean_images:
-            clean_images[cell.domain] = bundle.encoder.encode_images(data.images)
-        text_key = hash(tuple(data.captions))
-        if text_key not in clean_texts:
-            clean_texts[text_key] = bundle.encoder.encode_texts(data.captions)
-        img_f, txt_f = clean_images[cell.domain], clean_texts[text_key]
-        if cell.modality == "image":
-            img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend))
-        elif cell.modality in ("text", "pair"):
-            txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
-        encoded = EncodedCell(img_f, txt_f, data.caption_image, scale, shared=shared,
-                              images_recur=cell.modality != "image", texts_recur=cell.modality not in ("text", "pair"))
-        metric_rows: list[dict[str, Any]] = []
-        weight_rows: list[dict[str, Any]] = []
-        item_rows: list[pd.DataFrame] = []
-        for task_name, task in tasks.items():
-            for seed, methods in bundle.methods.items():
-                for model_name, method in methods.items():
-                    result = task.evaluate(encoded, method)
+    task_seconds = dict.fromkeys(tasks, 0.0)  # evaluation time per task (encoding the cells excluded)
+    try:
+        for done, cell in enumerate(cells):
+            if cell.domain not in data_by_domain:
+                data_by_domain[cell.domain] = dataset.load(cell.domain)
+            data = data_by_domain[cell.domain]
+            if cell.domain not in clean_images:
+                clean_images[cell.domain] = bundle.encoder.encode_images(data.images)
+            text_key = hash(tuple(data.captions))
+            if text_key not in clean_texts:
+                clean_texts[text_key] = bundle.encoder.encode_texts(data.captions)
+            img_f, txt_f = clean_images[cell.domain], clean_texts[text_key]
+            if cell.modality == "image":
+                img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend))
+            elif cell.modality in ("text", "pair"):
+                txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
+            encoded = EncodedCell(img_f, txt_f, data.caption_image, scale, shared=shared,
+                                  images_recur=cell.modality != "image", texts_recur=cell.modality not in ("text", "pair"),
+                                  data=data)
+            metric_rows: list[dict[str, Any]] = []
+            weight_rows: list[dict[str, Any]] = []
+            item_rows: list[pd.DataFrame] = []
+            for task_name, task in tasks.items():
+                if task.skip_reason(cell.modality) is not None:
+                    continue
+                task_tick = time.time()
+                results = task.evaluate_methods(encoded, task_methods[task_name])
+                task_seconds[task_name] += time.time() - task_tick
+                for (seed, model_name), result in results.items():
                     warn_nonfinite(log, result, f"{model_name} (seed {seed})", task_name, cell)
                     common = {"model": model_name, "seed": seed, "task": task_name, "dataset": data.name,
                               "domain": cell.domain, "corruption": cell.corruption, "modality": cell.modality,
@@ -353,10 +385,14 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
                         weight_rows.append(weights_frame(common, result.weights))
                     if result.extra.get("items"):
                         item_rows.append(items_frame(common, result.extra["items"], data))
-        writer.add(metric_rows, weight_rows, item_rows)
-        update(done + 1, len(cells), float("nan"))
+            writer.add(metric_rows, weight_rows, item_rows)
+            update(done + 1, len(cells), float("nan"))
+    finally:  # e.g. captioning's METEOR process
+        for task in tasks.values():
+            task.close()
 
     timings["evaluate"] = round(time.time() - tick, 1)
+    timings.update({f"evaluate_{name}": round(seconds, 1) for name, seconds in task_seconds.items()})
     tick = time.time()
     primary = {**DEFAULT_PRIMARY, **meta["primary_metric"]}
     files = write_report(out_dir, {t: primary[t] for t in tasks}, domain=in_domain)

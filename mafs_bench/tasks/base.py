@@ -7,8 +7,9 @@ them with options (``{name: retrieval, k: 16}``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -16,6 +17,13 @@ import torch
 from ..models.encoder import ImageFeatures, TextFeatures
 from ..models.fusion import FusionMethod
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..data import Dataset, ImageTextData
+    from ..models.backends import ModelBundle
+
+#: (training seed, model name): how the runner names one evaluated method
+MethodKey = tuple[int, str]
 
 
 @dataclass
@@ -33,6 +41,8 @@ class EncodedCell:
     #: whether ``images`` / ``texts`` are the run's recurring (clean) features, worth keeping in ``shared``
     images_recur: bool = False
     texts_recur: bool = False
+    #: the cell's data set with its clean texts (the references of a generative task), if the runner gives it
+    data: ImageTextData | None = None
 
     def __post_init__(self) -> None:
         """Reject a cell with nothing to evaluate (every metric would be a mean of nothing, NaN)
@@ -85,11 +95,14 @@ class ItemScores:
         side: which ids the items carry: ``"image"`` (the dataset's ``image_ids``) or
             ``"caption"`` (its ``caption_ids``); item ``i`` is position ``i`` of that side.
         scores: metric name -> (n_items,) float array, e.g. ``{"i2t_r1": hits (0/1)}``.
+        positions: (n_items,) positions on that side of the items, when a task evaluates a
+            subset (captioning: the first images with captions); None = every item, in order.
     """
 
     query: str
     side: str
     scores: dict[str, np.ndarray]
+    positions: np.ndarray | None = None
 
 
 @dataclass
@@ -108,13 +121,42 @@ class TaskResult:
 
 
 class Task:
-    """Base class of registered tasks."""
+    """Base class of registered tasks.
+
+    The runner calls, in order: :meth:`fit` once (task-specific heads, e.g. caption decoders),
+    :meth:`evaluate_methods` once per cell whose modality the task evaluates
+    (:meth:`skip_reason` says why it skips the others), and :meth:`close` at the end.
+    """
 
     name: ClassVar[str] = ""
     #: metric the leaderboard ranks on
     primary_metric: ClassVar[str] = ""
     #: every metric :meth:`evaluate` returns, in report order
     metric_names: ClassVar[tuple[str, ...]] = ()
+    #: cell modalities ("none" = clean, "image", "text", "pair") the task is evaluated on; None = all
+    cell_modalities: ClassVar[frozenset[str] | None] = None
+
+    def skip_reason(self, modality: str) -> str | None:
+        """Why cells of ``modality`` are not evaluated (recorded in ``run.json``), or None if they are."""
+        if self.cell_modalities is None or modality in self.cell_modalities:
+            return None
+        return f"{self.name} is evaluated on {sorted(self.cell_modalities)} cells only"
+
+    def fit(self, bundle: ModelBundle, dataset: Dataset, methods: Mapping[MethodKey, FusionMethod],
+            device: torch.device, progress: Callable[[str, int], Callable[[int, int, float], None]]) -> dict[str, Any]:
+        """Train (or load) what the task needs beyond the bundle, for ``methods``; returns facts
+        for ``run.json["training"][task]``. Nothing by default."""
+        return {}
+
+    def evaluate_methods(self, cell: EncodedCell, methods: Mapping[MethodKey, FusionMethod]) -> dict[MethodKey, TaskResult]:
+        """Evaluate every method of ``methods`` on ``cell``; default: :meth:`evaluate` each.
+
+        A task that shares work across methods (one tokenizer call for every caption of a cell)
+        overrides this."""
+        return {key: self.evaluate(cell, method) for key, method in methods.items()}
+
+    def close(self) -> None:
+        """Release what the task holds (processes, files) at the end of a run; nothing by default."""
 
     @property
     def item_metrics(self) -> dict[str, list[str]]:
