@@ -1,6 +1,6 @@
 """Datasets: the embedded world (offline default) and real-data loaders, registered in :data:`DATASETS`."""
 
-from . import coco, embedded  # noqa: F401  (registration)
+from . import coco, embedded, nocaps  # noqa: F401  (registration)
 from .base import DATASETS, DataMissingError, Dataset, ImageTextData
 
 __all__ = ["DATASETS", "DataMissingError", "Dataset", "ImageTextData", "create_dataset"]
