@@ -297,6 +297,9 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     tasks = {t.name: create_task(t.name, **t.options) for t in suite.tasks}
 
     log(f"[models] backend {suite.backend.name} on {device}: {', '.join(suite.models)}")
+    skipped = suite.skipped()
+    for note in skipped:
+        log(f"[models] skipping {note['model']} on task {note['task']}: {note['reason']}")
     timings: dict[str, float] = {}
     tick = time.time()
     seeds = suite.training_seeds
@@ -311,6 +314,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             "dataset": {"name": suite.dataset.name, **dataset.describe()},
             "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
             "items": {name: t.item_metrics for name, t in tasks.items()},
+            "task_models": {name: suite.models_for(name) for name in tasks}, "skipped": skipped,
             "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
@@ -341,8 +345,11 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
         weight_rows: list[dict[str, Any]] = []
         item_rows: list[pd.DataFrame] = []
         for task_name, task in tasks.items():
+            chosen = suite.models_for(task_name)
             for seed, methods in bundle.methods.items():
                 for model_name, method in methods.items():
+                    if model_name not in chosen:
+                        continue
                     result = task.evaluate(encoded, method)
                     warn_nonfinite(log, result, f"{model_name} (seed {seed})", task_name, cell)
                     common = {"model": model_name, "seed": seed, "task": task_name, "dataset": data.name,

@@ -29,6 +29,7 @@ class ClsCrossAttentionFusion(FusionMethod):
     """Trainable text layer, then [CLS]-query fusion layers (:class:`FusionStack`) and ITM head."""
 
     network = "cls_cross_attention"
+    tasks = frozenset({"retrieval", "vqa"})
 
     def __init__(self, image_width: int, text_width: int, width: int = 128, heads: int = 8, layers: int = 1,
                  ffn_ratio: int = 2, **options: Any) -> None:

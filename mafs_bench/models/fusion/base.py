@@ -102,6 +102,12 @@ class FusionMethod(nn.Module):
     """
 
     has_fusion: ClassVar[bool] = True
+    #: names of the tasks (registered in ``mafs_bench.tasks.TASKS``) this method can be evaluated
+    #: on. A suite checks its models against it when it is loaded (``runner/suite.py``): a model
+    #: named in a task's own ``models`` list must support the task (else the suite is rejected);
+    #: a model of the suite-wide ``models`` list that does not support a task is skipped for
+    #: that task, with a note in the log and in ``run.json`` (``skipped``).
+    tasks: ClassVar[frozenset[str]] = frozenset({"retrieval"})
     #: name of the network design; methods that share it (and its options) share trained weights.
     network: ClassVar[str] = ""
     #: identity of the loaded weights (set by the backend); methods with the same id compute the

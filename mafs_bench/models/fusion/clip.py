@@ -11,3 +11,4 @@ class CLIPStyle(FusionMethod):
 
     has_fusion = False
     network = "none"
+    tasks = frozenset({"retrieval", "vqa"})

@@ -115,6 +115,7 @@ class ScheduledFusion(FusionMethod):
     """
 
     network = "scheduled_fusion"
+    tasks = frozenset({"retrieval", "vqa"})
 
     def __init__(self, image_width: int, text_width: int, width: int = 128, heads: int = 8, layers: int = 2,
                  ffn_ratio: int = 2, scheduler_hidden: int = 32, temperature: float = 1.0, kl_weight: float = 0.01,
