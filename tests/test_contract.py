@@ -111,3 +111,26 @@ def test_a_task_models_list_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         suite_from_dict({**BASE, "models": ["albef"]})
     with pytest.raises(SuiteError, match="tasks listed twice"):
         suite_from_dict({**BASE, "tasks": ["retrieval", "retrieval"]})
+
+
+def test_results_written_before_the_corrupted_column_read_with_it_filled(tmp_path) -> None:
+    from pathlib import Path
+
+    from mafs_bench.reporting.schema import ITEMS_KEY, METRICS_COLUMNS, read_items, read_metrics
+
+    root = Path(__file__).resolve().parents[1] / "results" / "quickstart"
+    metrics = read_metrics(root / "metrics.csv")
+    assert list(metrics.columns) == list(METRICS_COLUMNS)
+    by_modality = metrics.groupby("modality")["corrupted"].unique().map(list).to_dict()
+    assert by_modality == {"none": ["none"], "image": ["images"], "text": ["captions"], "pair": ["caption_pairs"]}
+    old = metrics.drop(columns="corrupted").head(40)
+    old.to_csv(tmp_path / "m.csv", index=False)
+    assert read_metrics(tmp_path / "m.csv")["corrupted"].tolist() == metrics["corrupted"].head(40).tolist()
+    from synthetic_runs import make_items
+
+    items = make_items(models=("clip",), seeds=(0,), n_images=4).drop(columns="corrupted")
+    items.to_csv(tmp_path / "items.csv.gz", index=False)
+    read = read_items(tmp_path / "items.csv.gz")
+    assert list(read.columns[: len(ITEMS_KEY)]) == list(ITEMS_KEY)
+    assert set(zip(read["modality"], read["corrupted"])) <= {("none", "none"), ("image", "images"), ("text", "captions"),
+                                                             ("pair", "caption_pairs")}

@@ -8,8 +8,9 @@ features and vice versa, so nothing is encoded twice within a run.
 Results (see :mod:`mafs_bench.reporting.schema`) are rewritten after every cell, so a run that
 stops part way keeps everything computed so far:
 
-* ``metrics.csv``: ``model,seed,task,dataset,domain,corruption,modality,severity,metric,value``
-  (``seed``: the fusion heads' training seed);
+* ``metrics.csv``: ``model,seed,task,dataset,domain,corruption,modality,corrupted,severity,metric,value``
+  (``seed``: the fusion heads' training seed; ``corrupted``: what the corruption altered for the
+  task, :meth:`mafs_bench.tasks.Task.corrupted_input`, e.g. ``images``, ``questions``);
 * ``fusion_weights.csv``: per-sample ``alpha_v, alpha_t`` and the cues behind them, for methods
   that have them;
 * ``fusion_cues.csv``: their per-cell means (one row per model, seed, task and cell);
@@ -346,6 +347,9 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
         item_rows: list[pd.DataFrame] = []
         for task_name, task in tasks.items():
             chosen = suite.models_for(task_name)
+            corrupted = task.corrupted_input(cell.modality)
+            if corrupted is None:  # e.g. a text corruption for a task that reads no text
+                continue
             for seed, methods in bundle.methods.items():
                 for model_name, method in methods.items():
                     if model_name not in chosen:
@@ -354,7 +358,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
                     warn_nonfinite(log, result, f"{model_name} (seed {seed})", task_name, cell)
                     common = {"model": model_name, "seed": seed, "task": task_name, "dataset": data.name,
                               "domain": cell.domain, "corruption": cell.corruption, "modality": cell.modality,
-                              "severity": cell.severity}
+                              "corrupted": corrupted, "severity": cell.severity}
                     metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
                     if result.weights is not None:
                         weight_rows.append(weights_frame(common, result.weights))

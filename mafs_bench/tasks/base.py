@@ -115,6 +115,17 @@ class Task:
     primary_metric: ClassVar[str] = ""
     #: every metric :meth:`evaluate` returns, in report order
     metric_names: ClassVar[tuple[str, ...]] = ()
+    #: what the task reads from the data: "captions" (retrieval, captioning) or "qa" (VQA)
+    needs: ClassVar[str] = "captions"
+    #: what a corruption of each modality alters for this task (``metrics.csv`` column
+    #: ``corrupted``); a modality missing here does not apply to the task, and its cells are
+    #: skipped for it (e.g. captioning, whose input is the image alone, under text corruptions)
+    corrupts: ClassVar[dict[str, str]] = {"none": "none", "image": "images", "text": "captions", "pair": "caption_pairs"}
+
+    def corrupted_input(self, modality: str) -> str | None:
+        """What a cell of ``modality`` ("none", "image", "text", "pair") corrupts for this task
+        ("none", "images", "captions", ...), or None when such cells do not apply to it."""
+        return self.corrupts.get(modality)
 
     @property
     def item_metrics(self) -> dict[str, list[str]]:
