@@ -173,8 +173,7 @@ class Dataset:
             if not has_caption[owner]:
                 texts[owner].append(f"{question} {qa_answer(refs)}")
         keep = [i for i, t in enumerate(texts) if t]
-        images = split.images[keep] if isinstance(split.images, np.ndarray) else [split.images[i] for i in keep]
-        return images, [texts[i] for i in keep], self.vocabulary() or []
+        return subset(split.images, keep), [texts[i] for i in keep], self.vocabulary() or []
 
     def vocabulary(self) -> list[str] | None:
         """The closed vocabulary of a dataset with training data (for a word-level tokenizer), or None."""
@@ -187,6 +186,30 @@ class Dataset:
     def describe(self) -> dict[str, Any]:
         """Facts for the results record (sizes, paths, seeds)."""
         return {}
+
+
+class Subset(Sequence):
+    """Items ``indices`` of a sequence, read on access (a lazy image sequence stays lazy)."""
+
+    def __init__(self, items: Sequence[Any], indices: Sequence[int]) -> None:
+        self.items, self.indices = items, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: Any) -> Any:  # type: ignore[override]
+        if isinstance(index, slice):
+            return Subset(self.items, self.indices[index])
+        return self.items[self.indices[index]]
+
+
+def subset(items: Sequence[Any] | np.ndarray, indices: Sequence[int] | slice) -> Sequence[Any] | np.ndarray:
+    """Rows ``indices`` of an array (a copy), or a lazy :class:`Subset` of any other sequence."""
+    if isinstance(items, np.ndarray):
+        return items[indices]
+    if isinstance(indices, slice):
+        indices = range(*indices.indices(len(items)))
+    return Subset(items, indices)
 
 
 def qa_answer(references: Sequence[str]) -> str:

@@ -49,11 +49,16 @@ ENCODER_SOURCES: tuple[str, ...] = (
     "mafs_bench/models/configs/*.json",  # bundled encoder architectures
     "mafs_bench/data/world.py",  # the generator of the training images and captions
     "mafs_bench/data/embedded.py",  # training_data() / vocabulary() over the world
+    "mafs_bench/data/base.py",  # the default training_data() of a dataset's train_split()
+    # real-data loaders (folder, vqav2) put a hash of their own source in their recipe(), so
+    # editing one retrains only the models trained on its data
 )
 CODE_SOURCES: tuple[str, ...] = (
     *ENCODER_SOURCES,  # fusion heads train on the encoder's features
     "mafs_bench/models/fusion_training.py",  # ITM loop, negatives, degradation draws
     "mafs_bench/models/augment.py",  # the training-time degradations
+    "mafs_bench/models/vqa_training.py",  # VQA answer space, soft targets, training loop
+    "mafs_bench/metrics/vqa.py",  # answer normalisation (the VQA answer vocabulary and targets)
     "mafs_bench/models/fusion/*.py",  # fusion networks and their initialisation
     "mafs_bench/models/backends/embedded.py",  # which data, seeds and options reach training
     "corruptions/**/*.py",  # opt-in training corruptions (fusion_training.corrupt_views)

@@ -45,7 +45,7 @@ from ..models.backends import ModelBundle, WeightsMissingError, create_backend
 from ..models.backends.base import ProgressFactory
 from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
 from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES
-from ..tasks import EncodedCell, ItemScores, TaskResult, create_task
+from ..tasks import EncodedCell, ItemScores, QuestionSet, Task, TaskResult, create_task
 from .suite import Suite
 
 CLEAN = "none"
@@ -132,12 +132,40 @@ def corrupt_images(data: ImageTextData, cell: Cell, seed: int, device: torch.dev
 
 def corrupt_captions(data: ImageTextData, cell: Cell, seed: int) -> list[str]:
     """The cell's captions (text corruptions per caption; pair corruptions across the set)."""
+    return corrupt_texts(data.captions, data.caption_ids, data.caption_image, cell, seed)
+
+
+def corrupt_questions(data: ImageTextData, cell: Cell, seed: int) -> list[str]:
+    """The cell's questions: text corruptions per question (seeded by ``question_ids``); pair
+    corruptions across the set, grouped by image, so a question is paired with another image's."""
+    return corrupt_texts(data.questions, data.question_ids, data.question_image, cell, seed)
+
+
+def corrupt_texts(texts: list[str], ids: np.ndarray, owner: np.ndarray, cell: Cell, seed: int) -> list[str]:
+    """Texts of a cell: corrupted per text (text cells) or across the set grouped by ``owner``
+    image (pair cells); the texts themselves otherwise."""
     if cell.modality == "text":
-        return corruptions.apply_batch(cell.corruption, data.captions, cell.severity, seed=seed, sample_ids=data.caption_ids)
+        return corruptions.apply_batch(cell.corruption, texts, cell.severity, seed=seed, sample_ids=ids)
     if cell.modality == "pair":
-        return corruptions.apply_batch(cell.corruption, data.captions, cell.severity, seed=seed,
-                                       sample_ids=data.caption_ids, groups=data.caption_image.tolist())
-    return data.captions
+        return corruptions.apply_batch(cell.corruption, texts, cell.severity, seed=seed, sample_ids=ids,
+                                       groups=owner.tolist())
+    return texts
+
+
+def load_checked(dataset: Any, domain: str, tasks: dict[str, Task]) -> ImageTextData:
+    """``dataset.load(domain)``, checked to hold what every task of the suite reads.
+
+    Raises:
+        PreflightError: a task needs captions or question-answer pairs the data lacks; the
+            message names the task, the data set and the domain.
+    """
+    data = dataset.load(domain)
+    for name, task in tasks.items():
+        try:
+            data.check_for(task.needs)
+        except ValueError as err:
+            raise PreflightError(f"task {name} cannot run on this data: {err}") from None
+    return data
 
 
 def git_commit() -> str | None:
@@ -223,7 +251,8 @@ def weights_frame(common: dict[str, Any], weights: dict[str, np.ndarray]) -> pd.
 def items_frame(common: dict[str, Any], items: list[ItemScores], data: ImageTextData) -> pd.DataFrame:
     """Rows of the items file for one (model, seed, task, cell): one per query of each
     :class:`ItemScores`, its ``item`` the dataset id of the query's image or caption."""
-    ids = {"image": np.asarray(data.image_ids, dtype=np.int64), "caption": np.asarray(data.caption_ids, dtype=np.int64)}
+    ids = {"image": np.asarray(data.image_ids, dtype=np.int64), "caption": np.asarray(data.caption_ids, dtype=np.int64),
+           "question": np.asarray(data.question_ids, dtype=np.int64)}
     frames = []
     for part in items:
         frame = pd.DataFrame({"query": part.query, "item": ids[part.side]})
@@ -296,6 +325,8 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     out_dir.mkdir(parents=True, exist_ok=True)
     in_domain = suite.dataset.domain or dataset.domains[0]
     tasks = {t.name: create_task(t.name, **t.options) for t in suite.tasks}
+    needs = {t.needs for t in tasks.values()}
+    task_models = {name: suite.models_for(name) for name in tasks}
 
     log(f"[models] backend {suite.backend.name} on {device}: {', '.join(suite.models)}")
     skipped = suite.skipped()
@@ -304,7 +335,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     timings: dict[str, float] = {}
     tick = time.time()
     seeds = suite.training_seeds
-    bundle: ModelBundle = backend.build(dataset, suite.models, device, progress, seeds)
+    bundle: ModelBundle = backend.build(dataset, suite.models, device, progress, seeds, task_models)
     timings["models"] = round(time.time() - tick, 1)
     log(f"[models] ready in {timings['models']:.0f} s; evaluating {len(plan_cells(suite, in_domain))} cells")
     tick = time.time()
@@ -315,7 +346,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             "dataset": {"name": suite.dataset.name, **dataset.describe()},
             "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
             "items": {name: t.item_metrics for name, t in tasks.items()},
-            "task_models": {name: suite.models_for(name) for name in tasks}, "skipped": skipped,
+            "task_models": task_models, "skipped": skipped,
             "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
@@ -326,22 +357,38 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     shared: dict[Any, Any] = {}
     update = progress("evaluate cells", len(cells))
     scale = float(bundle.encoder.logit_scale.detach())
+    clean_questions: dict[int, Any] = {}
     for done, cell in enumerate(cells):
         if cell.domain not in data_by_domain:
-            data_by_domain[cell.domain] = dataset.load(cell.domain)
+            data_by_domain[cell.domain] = load_checked(dataset, cell.domain, tasks)
         data = data_by_domain[cell.domain]
         if cell.domain not in clean_images:
             clean_images[cell.domain] = bundle.encoder.encode_images(data.images)
-        text_key = hash(tuple(data.captions))
-        if text_key not in clean_texts:
-            clean_texts[text_key] = bundle.encoder.encode_texts(data.captions)
-        img_f, txt_f = clean_images[cell.domain], clean_texts[text_key]
+        img_f = clean_images[cell.domain]
         if cell.modality == "image":
             img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend))
-        elif cell.modality in ("text", "pair"):
-            txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
-        encoded = EncodedCell(img_f, txt_f, data.caption_image, scale, shared=shared,
-                              images_recur=cell.modality != "image", texts_recur=cell.modality not in ("text", "pair"))
+        txt_f, questions = None, None
+        if "captions" in needs:
+            text_key = hash(tuple(data.captions))
+            if text_key not in clean_texts:
+                clean_texts[text_key] = bundle.encoder.encode_texts(data.captions)
+            txt_f = clean_texts[text_key]
+            if cell.modality in ("text", "pair"):
+                txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
+        if "qa" in needs:
+            q_key = hash(tuple(data.questions))
+            if q_key not in clean_questions:
+                clean_questions[q_key] = bundle.encoder.encode_texts(data.questions)
+            q_f = clean_questions[q_key]
+            if cell.modality in ("text", "pair"):
+                q_f = bundle.encoder.encode_texts(corrupt_questions(data, cell, suite.seed))
+            questions = QuestionSet(q_f, data.question_image, data.answers, data.question_types,
+                                    recur=cell.modality not in ("text", "pair"))
+        if txt_f is None:  # no task reads captions: an empty caption set
+            txt_f = bundle.encoder.encode_texts([])
+        encoded = EncodedCell(img_f, txt_f, data.caption_image if "captions" in needs else np.zeros(0, np.int64), scale,
+                              shared=shared, images_recur=cell.modality != "image",
+                              texts_recur=cell.modality not in ("text", "pair"), questions=questions)
         metric_rows: list[dict[str, Any]] = []
         weight_rows: list[dict[str, Any]] = []
         item_rows: list[pd.DataFrame] = []
@@ -350,7 +397,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             corrupted = task.corrupted_input(cell.modality)
             if corrupted is None:  # e.g. a text corruption for a task that reads no text
                 continue
-            for seed, methods in bundle.methods.items():
+            for seed, methods in bundle.methods_for(task_name).items():
                 for model_name, method in methods.items():
                     if model_name not in chosen:
                         continue

@@ -1,9 +1,9 @@
-"""Tasks (retrieval now; VQA and captioning plug in the same way), registered in :data:`TASKS`."""
+"""Tasks (retrieval, VQA; captioning plugs in the same way), registered in :data:`TASKS`."""
 
-from . import retrieval  # noqa: F401  (registration)
-from .base import TASKS, EncodedCell, ItemScores, Task, TaskResult
+from . import retrieval, vqa  # noqa: F401  (registration)
+from .base import TASKS, EncodedCell, ItemScores, QuestionSet, Task, TaskResult
 
-__all__ = ["TASKS", "EncodedCell", "ItemScores", "Task", "TaskResult", "create_task"]
+__all__ = ["TASKS", "EncodedCell", "ItemScores", "QuestionSet", "Task", "TaskResult", "create_task"]
 
 
 def create_task(name: str, **options: object) -> Task:

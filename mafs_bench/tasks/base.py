@@ -19,8 +19,30 @@ from ..registry import Registry
 
 
 @dataclass
+class QuestionSet:
+    """The encoded questions of a cell (VQA), with what the metric needs to score answers."""
+
+    texts: TextFeatures  # (Q, ...) the questions (corrupted in text and pair cells)
+    question_image: np.ndarray  # (Q,) int64 index of each question's image
+    answers: list[list[str]]  # Q lists of reference answers (never corrupted)
+    types: list[str]  # Q question types
+    #: whether ``texts`` are the run's recurring (clean) question features
+    recur: bool = False
+
+    def __post_init__(self) -> None:
+        q = len(self.texts)
+        owner = np.asarray(self.question_image)
+        if owner.shape != (q,) or len(self.answers) != q or len(self.types) != q:
+            raise ValueError(f"a question set needs one image, one answer list and one type per question: {q} questions, "
+                             f"question_image {owner.shape}, {len(self.answers)} answer lists, {len(self.types)} types")
+
+
+@dataclass
 class EncodedCell:
-    """One evaluation cell after encoding: images, captions and which image each caption describes."""
+    """One evaluation cell after encoding: images, captions and which image each caption
+    describes, and for VQA the questions (:class:`QuestionSet`).
+
+    A cell of a data set without captions (VQA only) has empty ``texts`` and ``caption_image``."""
 
     images: ImageFeatures
     texts: TextFeatures
@@ -33,21 +55,33 @@ class EncodedCell:
     #: whether ``images`` / ``texts`` are the run's recurring (clean) features, worth keeping in ``shared``
     images_recur: bool = False
     texts_recur: bool = False
+    questions: QuestionSet | None = None
 
     def __post_init__(self) -> None:
         """Reject a cell with nothing to evaluate (every metric would be a mean of nothing, NaN)
         and a ``caption_image`` that does not map each caption to one of the images.
 
         Raises:
-            ValueError: no images, no captions, or a bad ``caption_image``; the message says which.
+            ValueError: no images, no captions (and no questions), or a bad ``caption_image`` or
+                ``question_image``; the message says which.
         """
-        check_gallery(len(self.images), len(self.texts), np.asarray(self.caption_image), "an evaluation cell")
+        if self.questions is None or len(self.texts) > 0:
+            check_gallery(len(self.images), len(self.texts), np.asarray(self.caption_image), "an evaluation cell")
+        if self.questions is not None:
+            check_gallery(len(self.images), len(self.questions.texts), np.asarray(self.questions.question_image),
+                          "the questions of an evaluation cell", items="questions")
 
     def prepared(self, method: FusionMethod, side: str) -> dict[str, torch.Tensor]:
-        """``method.prepare_images`` / ``prepare_texts`` of this cell, reused across cells for
-        recurring features of methods with identified weights."""
-        feats = self.images if side == "images" else self.texts
-        recur = self.images_recur if side == "images" else self.texts_recur
+        """``method.prepare_images`` / ``prepare_texts`` of this cell (``side`` "images",
+        "texts" or "questions"), reused across cells for recurring features of methods with
+        identified weights."""
+        if side == "questions":
+            if self.questions is None:
+                raise ValueError("this cell has no questions")
+            feats, recur = self.questions.texts, self.questions.recur
+        else:
+            feats = self.images if side == "images" else self.texts
+            recur = self.images_recur if side == "images" else self.texts_recur
         prepare = method.prepare_images if side == "images" else method.prepare_texts
         if not (recur and method.weights_id):
             return prepare(feats)
@@ -59,18 +93,21 @@ class EncodedCell:
         return hit[1]
 
 
-def check_gallery(n: int, m: int, caption_image: np.ndarray, what: str) -> None:
-    """Raise ValueError unless there are images and captions and ``caption_image`` is ``m``
-    integer indices into the ``n`` images; ``what`` names the checked thing in the message."""
+def check_gallery(n: int, m: int, caption_image: np.ndarray, what: str, items: str = "captions") -> None:
+    """Raise ValueError unless there are images and ``items`` (captions, questions) and
+    ``caption_image`` is ``m`` integer indices into the ``n`` images; ``what`` names the checked
+    thing in the message."""
+    owner = "caption_image" if items == "captions" else "question_image"
+    one = items[:-1]
     if n == 0 or m == 0:
-        empty = " and ".join(name for name, size in (("images", n), ("captions", m)) if size == 0)
-        raise ValueError(f"{what} needs images and captions: it has no {empty}")
+        empty = " and ".join(name for name, size in (("images", n), (items, m)) if size == 0)
+        raise ValueError(f"{what} needs images and {items}: it has no {empty}")
     if caption_image.shape != (m,) or not np.issubdtype(caption_image.dtype, np.integer):
-        raise ValueError(f"caption_image must be {m} integer image indices (one per caption), "
+        raise ValueError(f"{owner} must be {m} integer image indices (one per {one}), "
                          f"got shape {caption_image.shape} dtype {caption_image.dtype}")
     bad = (caption_image < 0) | (caption_image >= n)
     if bad.any():
-        raise ValueError(f"caption_image must index the {n} images, got {caption_image[bad][:5].tolist()}")
+        raise ValueError(f"{owner} must index the {n} images, got {caption_image[bad][:5].tolist()}")
 
 
 @dataclass(frozen=True)
@@ -82,8 +119,9 @@ class ItemScores:
 
     Attributes:
         query: the kind of query, e.g. ``"i2t"`` (one per image) or ``"t2i"`` (one per caption).
-        side: which ids the items carry: ``"image"`` (the dataset's ``image_ids``) or
-            ``"caption"`` (its ``caption_ids``); item ``i`` is position ``i`` of that side.
+        side: which ids the items carry: ``"image"`` (the dataset's ``image_ids``),
+            ``"caption"`` (its ``caption_ids``) or ``"question"`` (its ``question_ids``); item
+            ``i`` is position ``i`` of that side.
         scores: metric name -> (n_items,) float array, e.g. ``{"i2t_r1": hits (0/1)}``.
     """
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..encoder import ImageFeatures, TextFeatures
-from .base import FUSIONS, FusionMethod, PairOutput, PairSignals, Prepared
+from .base import FUSIONS, AnswerOutput, AnswerSpace, FusionMethod, PairOutput, PairSignals, Prepared
 from .blocks import FusionStack, end_token
 
 
@@ -68,6 +68,17 @@ class ClsCrossAttentionFusion(FusionMethod):
     def pair_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> PairOutput:
         h = self.stack(txt["cls"], img, None, txt.get("q0"))  # (G, C, 1, W)
         return PairOutput(self.itm(h[:, :, 0]))
+
+    def setup_answers(self, space: AnswerSpace, embed_dim: int) -> None:
+        """VQA: the fused [CLS] of the question is classified over the answers (ALBEF and BLIP
+        fine-tune an answer decoder for VQA; a classifier over the frequent answers is the
+        common simplification, e.g. in ALBEF's ablations and most VQAv2 baselines)."""
+        self.itm = nn.Linear(self.itm.in_features, len(space.answers))
+        self.answer_space = space
+
+    def answer_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> AnswerOutput:
+        h = self.stack(txt["cls"], img, None, txt.get("q0"))
+        return AnswerOutput(self.itm(h[:, :, 0]))
 
 
 @FUSIONS.register("albef")

@@ -1,14 +1,40 @@
-"""CLIP-style: no fusion; pairs are ranked by the dual encoder's cosine similarity (ITC)."""
+"""CLIP-style: no fusion. Retrieval ranks pairs by the dual encoder's cosine similarity (ITC).
+
+For VQA (REFERENCES.md s2 has no CLIP VQA head; ours, so that "no fusion" stays a row): a light
+head on the frozen contrastive embeddings, ``logits = W [v; t] + b``, one linear layer over the
+concatenated image and question embeddings. Being linear, it adds the image's and the
+question's evidence for each answer without any interaction between them: it can learn answer
+priors per question and what an image shows in general, not what a question asks of an image.
+"""
 
 from __future__ import annotations
 
-from .base import FUSIONS, FusionMethod
+import torch
+from torch import nn
+
+from ..encoder import ImageFeatures, TextFeatures
+from .base import FUSIONS, AnswerOutput, AnswerSpace, FusionMethod, PairSignals, Prepared
 
 
 @FUSIONS.register("clip")
 class CLIPStyle(FusionMethod):
-    """The dual encoder alone (REFERENCES.md s2: score = cosine similarity)."""
+    """The dual encoder alone (REFERENCES.md s2: score = cosine similarity); a linear answer
+    head on its embeddings for VQA."""
 
     has_fusion = False
     network = "none"
     tasks = frozenset({"retrieval", "vqa"})
+
+    def setup_answers(self, space: AnswerSpace, embed_dim: int) -> None:
+        self.head = nn.Linear(2 * embed_dim, len(space.answers))
+        self.answer_space = space
+
+    def prepare_images(self, feats: ImageFeatures) -> Prepared:
+        return {"emb": feats.emb}
+
+    def prepare_texts(self, feats: TextFeatures) -> Prepared:
+        return {"emb": feats.emb}
+
+    def answer_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> AnswerOutput:
+        v = img["emb"][:, None].expand(*txt["emb"].shape[:2], -1)
+        return AnswerOutput(self.head(torch.cat([v, txt["emb"]], dim=-1)))
