@@ -14,7 +14,7 @@ def train(
     suite: Path = typer.Argument(..., help="Suite YAML file whose backend and models to train."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Train the suite's encoder and fusion heads into the weights cache (nothing is evaluated)."""
+    """Train the suite's encoder and fusion heads (ITM and VQA) into the weights cache (nothing is evaluated)."""
     from ..models.cache import cache_root
     from ..runner import load_suite
     from ..runner.run import preflight, resolve_device
@@ -23,7 +23,8 @@ def train(
         spec = load_suite(suite)
         dataset, backend = preflight(spec)
         with rich_progress(err_console, progress) as factory:
-            bundle = backend.build(dataset, spec.models, resolve_device(spec.device), factory, spec.training_seeds)
+            bundle = backend.build(dataset, spec.models, resolve_device(spec.device), factory, spec.training_seeds,
+                                   {t.name: spec.models_for(t.name) for t in spec.tasks})
     for key, value in bundle.info.items():
         console.print(f"{key}: {value}", highlight=False)
     console.print(f"Weights cached under {cache_root()}", highlight=False)

@@ -84,7 +84,7 @@ def _where(file: Path, line: int) -> str:
 def _strings(value: Any, what: str, where: str) -> list[str]:
     """A string or a list of non-empty strings as a list; FolderFormatError otherwise."""
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(x, str) and x.strip() for x in items):
+    if not isinstance(items, list) or not items or not all(isinstance(x, str) and x.strip() for x in items):
         raise FolderFormatError(f"{where}: field {what} must be a non-empty string or a list of them, got {value!r}")
     return [x.strip() for x in items]
 

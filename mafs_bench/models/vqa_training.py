@@ -143,6 +143,18 @@ def build_vqa_data(model: DualEncoder, train: ImageTextData, pool: slice, ref: s
                         reference, space)
 
 
+#: questions per image in a training batch (``batch_size`` questions = batch_size / 4 images)
+QUESTIONS_PER_IMAGE = 4
+
+
+def _questions_by_image(data: VQATrainData) -> list[torch.Tensor]:
+    """The trainable questions of each pool image (positions in ``data.questions``)."""
+    owner = data.question_image[data.trainable]
+    order = torch.argsort(owner, stable=True)
+    counts = torch.bincount(owner, minlength=len(data.images))
+    return list(torch.split(data.trainable[order], counts.tolist()))
+
+
 def vqa_generator(seed: int) -> torch.Generator:
     """The generator of the VQA heads' training draws (batches, degradations): a SHA-256
     namespace of its own, apart from every corruption draw and from the ITM heads' draws."""
@@ -172,22 +184,31 @@ def _train_steps(method: FusionMethod, data: VQATrainData, cfg: FusionTrainConfi
     image_augs = [a for a in cfg.augmentations if AUGMENTATIONS.get(a).modality == "image"]
     text_augs = [a for a in cfg.augmentations if AUGMENTATIONS.get(a).modality == "text"]
     n_answers = len(data.space.answers)
+    by_image = _questions_by_image(data)
+    images_with = torch.nonzero(torch.tensor([len(q) > 0 for q in by_image])).flatten()
+    per_image = min(QUESTIONS_PER_IMAGE, cfg.batch_size)
+    n_images = max(1, cfg.batch_size // per_image)
     method.train()
     losses: list[float] = []
     for step in range(cfg.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg.steps, cfg.warmup, cfg.lr) * group.get("lr_scale", 1.0)
-        q_idx = data.trainable[torch.randperm(len(data.trainable), generator=gen)[: cfg.batch_size]]
-        i_idx = data.question_image[q_idx]
+        # G images, each with C of its questions (drawn with replacement): an image's tokens are
+        # prepared once for its C questions, as at evaluation
+        i_idx = images_with[torch.randperm(len(images_with), generator=gen)[:n_images]]
+        pick = torch.randint(1 << 30, (len(i_idx), per_image), generator=gen)
+        q_idx = torch.stack([by_image[i][pick[g] % len(by_image[i])] for g, i in enumerate(i_idx.tolist())])  # (G, C)
         imgs, s_img = _degraded_batch([data.images], i_idx, image_augs, cfg.augment_prob, data.image_stats, None, gen)
-        txts, s_txt = _degraded_batch([data.questions], q_idx, text_augs, cfg.augment_prob, data.text_stats, None, gen)
-        b = torch.arange(len(q_idx))
-        signals = PairSignals((imgs.emb * txts.emb).sum(-1)[:, None], torch.stack([s_img, s_txt], dim=-1)[:, None],
-                              items=q_idx[:, None], qtype=data.qtype[q_idx][:, None])
-        out = method.answer_forward(gather(method.prepare_images(imgs), b), gather(method.prepare_texts(txts), b[:, None]),
-                                    signals)
-        target = dense_targets(data.target_index[q_idx], data.target_weight[q_idx], n_answers)
-        loss = method.task_loss(out.logits[:, 0], target, out)
+        flat = q_idx.flatten()
+        txts, s_txt = _degraded_batch([data.questions], flat, text_augs, cfg.augment_prob, data.text_stats, None, gen)
+        g, c = q_idx.shape
+        rows = torch.arange(g * c).view(g, c)
+        itc = (imgs.emb[:, None] * txts.emb[rows]).sum(-1)
+        strength = torch.stack([s_img[:, None].expand(g, c), s_txt[rows]], dim=-1)
+        signals = PairSignals(itc, strength, items=q_idx, qtype=data.qtype[q_idx])
+        out = method.answer_forward(method.prepare_images(imgs), gather(method.prepare_texts(txts), rows), signals)
+        target = dense_targets(data.target_index[flat], data.target_weight[flat], n_answers)
+        loss = method.task_loss(out.logits.reshape(g * c, -1), target, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

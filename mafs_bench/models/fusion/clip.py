@@ -1,8 +1,10 @@
 """CLIP-style: no fusion. Retrieval ranks pairs by the dual encoder's cosine similarity (ITC).
 
 For VQA (REFERENCES.md s2 has no CLIP VQA head; ours, so that "no fusion" stays a row): a light
-head on the frozen contrastive embeddings, ``logits = W [v; t] + b``, one linear layer over the
-concatenated image and question embeddings. Being linear, it adds the image's and the
+head on the frozen contrastive embeddings, ``logits = W LN([v; t]) + b``, one linear layer over the
+concatenated image and question embeddings (standardised by a ``LayerNorm`` first: the
+unit-norm embeddings have entries near ``1 / sqrt(D)``, too small for a linear layer to reach
+confident logits within a short recipe). Being linear, it adds the image's and the
 question's evidence for each answer without any interaction between them: it can learn answer
 priors per question and what an image shows in general, not what a question asks of an image.
 """
@@ -26,7 +28,7 @@ class CLIPStyle(FusionMethod):
     tasks = frozenset({"retrieval", "vqa"})
 
     def setup_answers(self, space: AnswerSpace, embed_dim: int) -> None:
-        self.head = nn.Linear(2 * embed_dim, len(space.answers))
+        self.head = nn.Sequential(nn.LayerNorm(2 * embed_dim), nn.Linear(2 * embed_dim, len(space.answers)))
         self.answer_space = space
 
     def prepare_images(self, feats: ImageFeatures) -> Prepared:

@@ -4,6 +4,11 @@ VQA: the most frequent training answer of the question's type (the training spli
 types; a type unseen in training gets the most frequent training answer overall). So every VQA
 leaderboard shows where chance is: a fusion method at or below this row has learned nothing
 from the image. No parameters; :meth:`PriorBaseline.fit_reference` counts the training answers.
+
+Question types are metadata of the data set's clean questions (the world's templates, VQAv2's
+``question_type``), so the prior reads neither the image nor the question text: its score is
+the same in every cell (a typo in a question, or a question paired with another image, does not
+move it). It marks where chance is, not a competitor's robustness.
 """
 
 from __future__ import annotations
