@@ -238,11 +238,8 @@ def test_a_cell_needs_matching_questions() -> None:
 
 
 def test_data_without_questions_stops_a_vqa_suite_naming_the_task() -> None:
-    from mafs_bench.runner.run import PreflightError, load_checked
+    from mafs_bench.runner.run import PreflightError, check_data
 
-    class CaptionsOnly:
-        def load(self, domain: str) -> ImageTextData:
-            return ImageTextData("caps", domain, np.zeros((2, 4, 4, 3), np.uint8), ["a", "b"], [0, 1])
-
+    captions_only = ImageTextData("caps", "x", np.zeros((2, 4, 4, 3), np.uint8), ["a", "b"], [0, 1])
     with pytest.raises(PreflightError, match="task vqa cannot run on this data: caps .x.: no question-answer pairs"):
-        load_checked(CaptionsOnly(), "x", {"vqa": create_task("vqa")})
+        check_data(captions_only, {"vqa": create_task("vqa")})

@@ -144,9 +144,26 @@ class Dataset:
     #: domains this dataset can render/load; the first is the in-domain one
     domains: tuple[str, ...] = ()
 
+    #: whether :meth:`load_shifted` can render a shifted domain at a strength between 0 and 1
+    continuous_shift: bool = False
+
     def load(self, domain: str) -> ImageTextData:
         """The evaluation data in ``domain``."""
         raise NotImplementedError
+
+    def load_shifted(self, domain: str, strength: float, base: str) -> ImageTextData:
+        """The evaluation data of ``domain`` at shift ``strength`` from ``base`` (the in-domain style).
+
+        Strength 1 is ``domain`` itself, 0 is ``base``; a dataset that can interpolate between
+        styles sets :attr:`continuous_shift` and overrides this.
+
+        Raises:
+            ValueError: ``strength`` is not 1 and the dataset cannot interpolate.
+        """
+        if strength == 1.0:
+            return self.load(domain)
+        raise ValueError(f"dataset {type(self).__name__} has no continuous shift strength; "
+                         f"dataset.shifted_strengths must be [1.0], got strength {strength!r}")
 
     def train_split(self) -> ImageTextData | None:
         """The training split (in-domain; captions and/or questions), or None if there is none.

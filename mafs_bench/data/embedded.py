@@ -42,6 +42,7 @@ class EmbeddedWorld(Dataset):
     """
 
     domains = DOMAINS
+    continuous_shift = True
 
     def __init__(self, split: str = "test", size: int = DEFAULT_TEST_SIZE, train_size: int = 20000,
                  seed: int = 0, world: dict[str, Any] | None = None) -> None:
@@ -73,6 +74,17 @@ class EmbeddedWorld(Dataset):
     def train_split(self) -> ImageTextData:
         """The world's training split (``train_size`` images, captions and questions)."""
         return world_data(self._train, "embedded_world-train")
+
+    def load_shifted(self, domain: str, strength: float, base: str) -> ImageTextData:
+        """``domain`` at style ``strength`` from ``base``: the pixel blend of
+        :func:`~mafs_bench.data.world.render_scenes` (0 = ``base``'s images, 1 = ``domain``'s)."""
+        for name in (domain, base):
+            if name not in self.domains:
+                raise ValueError(f"embedded_world has no domain {name!r}; known: {', '.join(self.domains)}")
+        if strength == 1.0:
+            return self.load(domain)
+        world = with_domain(self._base, base, self.config) if base != self.domains[0] else self._base
+        return world_data(with_domain(world, domain, self.config, strength), f"embedded_world-{self.split}")
 
     def training_data(self) -> tuple[np.ndarray, list[list[str]], list[str]]:
         return self._train.images, self._train.captions, vocabulary(self.config)

@@ -143,6 +143,22 @@ def read_weights(path: str | Path) -> pd.DataFrame:
     return validate_weights(_read_csv(Path(path)), source=str(path))
 
 
+def read_cues(path: str | Path) -> pd.DataFrame:
+    """Read a runner ``fusion_cues.csv`` (per-cell means of the weights and cues, with ``samples``)
+    as a weights frame: one row per (model, seed, task, cell) with ``sample_id`` ``"mean"``, so the
+    weight plots read it like ``fusion_weights.csv`` (means over equal-sized cells are the same).
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        SchemaError: As for :func:`read_weights` (the ``samples`` column is required too).
+    """
+    frame = _read_csv(Path(path))
+    if "samples" not in frame.columns:
+        raise SchemaError(f"{path}: columns do not match the schema; missing: ['samples']")
+    frame = frame.drop(columns="samples").assign(sample_id="mean")
+    return validate_weights(frame, source=str(path))
+
+
 def read_items(path: str | Path) -> pd.DataFrame:
     """Read and validate a runner items file (:data:`ITEMS_KEY` then value columns).
 
@@ -213,6 +229,33 @@ def validate_weights(frame: pd.DataFrame, source: str = "weights frame") -> pd.D
     _check_modalities(out, source)
     _check_unique(out, WEIGHTS_KEY, source)
     return out
+
+
+STRENGTH_SEP: Final[str] = "@"
+"""Separator of a shifted domain's name and its style strength in the ``domain`` column."""
+
+
+def domain_label(domain: str, strength: float) -> str:
+    """The ``domain`` value of a shifted domain's clean cell at a style strength.
+
+    Strength 1 (the shifted domain itself) keeps the plain name, so runs without strengths read
+    as before; any other strength is ``"<domain>@<strength:g>"``, e.g. ``outline@0.5``.
+    """
+    return domain if strength == 1.0 else f"{domain}{STRENGTH_SEP}{strength:g}"
+
+
+def split_domain(label: str) -> tuple[str, float]:
+    """Inverse of :func:`domain_label`: ``"outline@0.5"`` -> ``("outline", 0.5)``, ``"outline"`` ->
+    ``("outline", 1.0)``. A suffix that is not a number in [0, 1] is part of the name."""
+    name, sep, tail = str(label).rpartition(STRENGTH_SEP)
+    if sep:
+        try:
+            strength = float(tail)
+        except ValueError:
+            return str(label), 1.0
+        if 0.0 <= strength <= 1.0 and name:
+            return name, strength
+    return str(label), 1.0
 
 
 def is_clean(frame: pd.DataFrame) -> pd.Series:

@@ -1,7 +1,9 @@
 """Run a suite: build data and models, evaluate every cell, write results, then the report.
 
 A cell is (domain, corruption, severity): the clean cell of the in-domain set, every
-(corruption, severity) of it, and the clean cell of each shifted domain. Each side of a cell
+(corruption, severity) of it, and the clean cell of each shifted domain at each of the suite's
+``dataset.shifted_strengths`` (named ``<domain>@<strength>`` below strength 1; see
+:func:`mafs_bench.reporting.schema.domain_label`). Each side of a cell
 is encoded once and shared by every method and task; an image corruption reuses the clean text
 features and vice versa, so nothing is encoded twice within a run.
 
@@ -18,8 +20,10 @@ stops part way keeps everything computed so far:
   seed, task and cell, the input of the bootstrap intervals
   (:data:`mafs_bench.reporting.schema.ITEMS_KEY`);
 * ``run.json``: the resolved suite, seeds, versions, git commit, device, timings, the
-  training recipe (``training``: steps, seeds, ``augmentations``, ``corruptions_seen``), and
-  ``items``: per task, how each metric decomposes into per-item score columns.
+  training recipe (``training``: steps, seeds, ``augmentations``, ``corruptions_seen``),
+  ``items``: per task, how each metric decomposes into per-item score columns, and
+  ``corruptions``: each evaluated corruption's modality and family (for the report's families);
+* ``gallery.png`` / ``gallery.json``: the first sample in every cell (:mod:`.gallery`).
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ from ..data import DataMissingError, ImageTextData, create_dataset
 from ..models.backends import ModelBundle, WeightsMissingError, create_backend
 from ..models.backends.base import ProgressFactory
 from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
-from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES
+from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES, domain_label
 from ..tasks import EncodedCell, ItemScores, QuestionSet, Task, TaskResult, create_task
+from .gallery import corruption_info, write_gallery
 from .suite import Suite
 
 CLEAN = "none"
@@ -57,11 +62,17 @@ class PreflightError(RuntimeError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One evaluation cell."""
+    """One evaluation cell; ``strength`` < 1 only on a shifted domain's clean cell (style strength)."""
 
     domain: str
     corruption: str
     severity: int
+    strength: float = 1.0
+
+    @property
+    def label(self) -> str:
+        """The cell's ``domain`` in the results files (``outline``, ``outline@0.5``)."""
+        return domain_label(self.domain, self.strength)
 
     @property
     def modality(self) -> str:
@@ -89,10 +100,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def plan_cells(suite: Suite, in_domain: str) -> list[Cell]:
-    """Clean in-domain cell, every (corruption, severity), then each shifted domain's clean cell."""
+    """Clean in-domain cell, every (corruption, severity), then each shifted domain's clean cell at
+    each strength (weakest first)."""
     cells = [Cell(in_domain, CLEAN, 0)]
     cells += [Cell(in_domain, c, s) for c in suite.corruptions for s in suite.severities]
-    cells += [Cell(d, CLEAN, 0) for d in suite.dataset.shifted_domains if d != in_domain]
+    cells += [Cell(d, CLEAN, 0, strength) for d in suite.dataset.shifted_domains if d != in_domain
+              for strength in suite.dataset.shifted_strengths]
     return cells
 
 
@@ -152,14 +165,13 @@ def corrupt_texts(texts: list[str], ids: np.ndarray, owner: np.ndarray, cell: Ce
     return texts
 
 
-def load_checked(dataset: Any, domain: str, tasks: dict[str, Task]) -> ImageTextData:
-    """``dataset.load(domain)``, checked to hold what every task of the suite reads.
+def check_data(data: ImageTextData, tasks: dict[str, Task]) -> ImageTextData:
+    """``data``, checked to hold what every task of the suite reads.
 
     Raises:
         PreflightError: a task needs captions or question-answer pairs the data lacks; the
             message names the task, the data set and the domain.
     """
-    data = dataset.load(domain)
     for name, task in tasks.items():
         try:
             data.check_for(task.needs)
@@ -275,7 +287,7 @@ def warn_nonfinite(log: Callable[[str], None], result: TaskResult, model: str, t
     count = result.extra.get("nonfinite_scores", result.metrics.get("nonfinite_scores", 0))
     if count:
         where = "clean" if cell.corruption == CLEAN else f"{cell.corruption}@{cell.severity}"
-        log(f"[warning] model {model}, task {task}, cell {where} (domain {cell.domain}): "
+        log(f"[warning] model {model}, task {task}, cell {where} (domain {cell.label}): "
             f"{int(count)} scores are NaN/inf; they count as misses")
 
 
@@ -311,6 +323,9 @@ def preflight(suite: Suite) -> tuple[Any, Any]:
         for d in wanted + suite.dataset.shifted_domains:
             if d not in dataset.domains:
                 problems.append(f"suite field dataset domain {d!r}: dataset {suite.dataset.name} has domains {list(dataset.domains)}")
+        if suite.dataset.shifted_strengths != [1.0] and not dataset.continuous_shift:
+            problems.append(f"suite field dataset.shifted_strengths {suite.dataset.shifted_strengths}: dataset "
+                            f"{suite.dataset.name} has no continuous shift strength; use [1.0] (the default)")
     if problems:
         raise PreflightError("\n".join(f"- {p}" for p in problems))
     return dataset, backend
@@ -347,6 +362,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
             "items": {name: t.item_metrics for name, t in tasks.items()},
             "task_models": task_models, "skipped": skipped,
+            "corruptions": corruption_info(suite.corruptions),
             "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
@@ -359,12 +375,14 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     scale = float(bundle.encoder.logit_scale.detach())
     clean_questions: dict[int, Any] = {}
     for done, cell in enumerate(cells):
-        if cell.domain not in data_by_domain:
-            data_by_domain[cell.domain] = load_checked(dataset, cell.domain, tasks)
-        data = data_by_domain[cell.domain]
-        if cell.domain not in clean_images:
-            clean_images[cell.domain] = bundle.encoder.encode_images(data.images)
-        img_f = clean_images[cell.domain]
+        if cell.label not in data_by_domain:
+            data_by_domain[cell.label] = check_data(
+                dataset.load(cell.domain) if cell.strength == 1.0 else dataset.load_shifted(cell.domain, cell.strength, in_domain),
+                tasks)
+        data = data_by_domain[cell.label]
+        if cell.label not in clean_images:
+            clean_images[cell.label] = bundle.encoder.encode_images(data.images)
+        img_f = clean_images[cell.label]
         if cell.modality == "image":
             img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend))
         txt_f, questions = None, None
@@ -404,7 +422,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
                     result = task.evaluate(encoded, method)
                     warn_nonfinite(log, result, f"{model_name} (seed {seed})", task_name, cell)
                     common = {"model": model_name, "seed": seed, "task": task_name, "dataset": data.name,
-                              "domain": cell.domain, "corruption": cell.corruption, "modality": cell.modality,
+                              "domain": cell.label, "corruption": cell.corruption, "modality": cell.modality,
                               "corrupted": corrupted, "severity": cell.severity}
                     metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
                     if result.weights is not None:
@@ -416,6 +434,9 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
 
     timings["evaluate"] = round(time.time() - tick, 1)
     tick = time.time()
+    shifted = {label: data for label, data in data_by_domain.items() if label != in_domain}
+    if in_domain in data_by_domain:
+        write_gallery(out_dir, data_by_domain[in_domain], shifted, suite.corruptions, suite.severities, suite.seed)
     primary = {**DEFAULT_PRIMARY, **meta["primary_metric"]}
     files = write_report(out_dir, {t: primary[t] for t in tasks}, domain=in_domain)
     timings["report"] = round(time.time() - tick, 1)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 import corruptions
 
@@ -58,6 +58,11 @@ class DatasetSpec(_Strict):
     name: str
     domain: str | None = None
     shifted_domains: list[str] = Field(default_factory=list)
+    #: style strengths at which each shifted domain is evaluated, in (0, 1]: 1 is the shifted
+    #: domain itself, 0 the clean in-domain cell (always evaluated; a 0 here is dropped). Cells
+    #: below 1 are named ``<domain>@<strength>`` in metrics.csv; datasets without a continuous
+    #: shift (``Dataset.continuous_shift``) take only [1.0].
+    shifted_strengths: list[float] = Field(default_factory=lambda: [1.0])
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -66,6 +71,27 @@ class DatasetSpec(_Strict):
         if v not in DATASETS:
             raise ValueError(DATASETS.unknown_message(v))
         return v
+
+    @field_validator("shifted_strengths")
+    @classmethod
+    def _strengths(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not 0.0 <= x <= 1.0]
+        if bad:
+            raise ValueError(f"shifted_strengths must lie in [0, 1] (0 = in-domain, 1 = the shifted domain); out of range: {bad}")
+        kept = sorted({float(x) for x in v if x > 0.0})
+        if not kept:
+            raise ValueError(f"shifted_strengths needs at least one strength above 0, got {v}")
+        return kept
+
+
+class ReportSpec(_Strict):
+    """``report:`` block: the models the robustness aggregates are measured against
+    (:mod:`mafs_bench.reporting.robustness`)."""
+
+    #: reference of CE / mCE / relative mCE (ImageNet-C used AlexNet); default: the suite's first model
+    reference_model: str | None = None
+    #: baseline of effective robustness; default: the suite's first model
+    baseline_model: str | None = None
 
 
 class BackendSpec(_Strict):
@@ -133,6 +159,20 @@ class Suite(_Strict):
     device: str = "auto"
     #: where image corruptions run: "auto" (torch path on CUDA for pointwise/blur ones), "numpy", "torch"
     image_corruption_backend: Literal["auto", "numpy", "torch"] = "auto"
+    report: ReportSpec = Field(default_factory=ReportSpec)
+
+    @field_validator("report")
+    @classmethod
+    def _report_models(cls, v: ReportSpec, info: ValidationInfo) -> ReportSpec:
+        models = info.data.get("models")
+        if models is None:  # models themselves invalid: that error is reported
+            return v
+        names = [m if isinstance(m, str) else getattr(m, "name", m) for m in models]
+        for field_name in ("reference_model", "baseline_model"):
+            value = getattr(v, field_name)
+            if value is not None and value not in names:
+                raise ValueError(f"{field_name} {value!r} is not one of the suite's models {names}")
+        return v
 
     @field_validator("models")
     @classmethod
