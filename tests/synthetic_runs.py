@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mafs_bench.reporting.schema import ITEMS_FILE, ITEMS_KEY, METRICS_COLUMNS
+from mafs_bench.reporting.schema import DEFAULT_CORRUPTED, ITEMS_FILE, ITEMS_KEY, METRICS_COLUMNS
 
 KS = (1, 5, 10)
 I2T = [f"i2t_r{k}" for k in KS]
@@ -43,7 +43,8 @@ def make_items(models: Sequence[str] = tuple(SKILL), seeds: Sequence[int] = (0, 
                         frame[col] = (u < min(1.0, p * (1 + 0.1 * k))).astype(np.float64)
                     for other in (T2I if query == "i2t" else I2T):
                         frame[other] = np.nan
-                    key = dict(zip(ITEMS_KEY[:-2], (model, s, "retrieval", "world", domain, corruption, modality, severity),
+                    key = dict(zip(ITEMS_KEY[:-2], (model, s, "retrieval", "world", domain, corruption, modality,
+                                                    DEFAULT_CORRUPTED[modality], severity),
                                    strict=True))
                     frames.append(frame.assign(**key))
     items = pd.concat(frames, ignore_index=True)
@@ -81,4 +82,54 @@ def flip_hits(items: pd.DataFrame, model: str, where: Callable[[pd.DataFrame], p
         rows &= where(out)
     cols = [*I2T, *T2I]
     out.loc[rows, cols] = out.loc[rows, cols].where(out.loc[rows, cols].isna(), 0.0)
+    return out
+
+
+CELLS_WITH_STRENGTHS = [*CELLS, ("outline@0.5", "none", "none", 0)]
+""":data:`CELLS` plus the shifted domain at style strength 0.5 (a domain-shift curve)."""
+
+
+def write_report_run(out: Path, items: pd.DataFrame, models: Sequence[str], extra_tasks: bool = True,
+                     gallery: bool = True) -> Path:
+    """A run directory with everything a report reads: metrics, items, run.json (suite with models,
+    ``report`` block and shifted domains), fusion_cues.csv for ``mafs``, a gallery; with
+    ``extra_tasks`` also ``vqa`` (accuracy) and ``captioning`` (cider, above 1) rows without items,
+    as the task-generic report must handle."""
+    meta = {"suite": {"name": "synthetic", "models": list(models), "report": {"reference_model": "clip",
+                                                                              "baseline_model": "fixed_sum"},
+                      "dataset": {"name": "world", "domain": "plain", "shifted_domains": ["outline"]},
+                      "corruptions": ["gaussian_noise", "keyboard", "caption_shuffle"], "severities": [1, 3, 5]},
+            "git_commit": "0123abc", "versions": {"mafs_bench": "0.1.0", "torch": "x"}, "device": "cpu",
+            "models": {"encoder_key": "e1", **{f"{m}_params": 1000 for m in models}},
+            "corruptions": {"gaussian_noise": {"modality": "image", "family": "noise"},
+                            "keyboard": {"modality": "text", "family": "character"},
+                            "caption_shuffle": {"modality": "pair", "family": "misalignment"}}}
+    write_run(out, items, meta)
+    if extra_tasks:
+        metrics = pd.read_csv(out / "metrics.csv")
+        r_mean = metrics[metrics["metric"] == "r_mean"]
+        vqa = r_mean.assign(task="vqa", metric="accuracy")
+        captioning = r_mean.assign(task="captioning", metric="cider", value=r_mean["value"] * 2.5)
+        pd.concat([metrics, vqa, captioning]).to_csv(out / "metrics.csv", index=False, float_format="%.6g")
+        run = json.loads((out / "run.json").read_text())
+        run["primary_metric"] = {"retrieval": "r_mean", "vqa": "accuracy", "captioning": "cider"}
+        (out / "run.json").write_text(json.dumps(run))
+    if "mafs" in models:
+        key = ["model", "seed", "task", "domain", "corruption", "modality", "severity"]
+        cells = items.loc[items["model"] == "mafs", key].drop_duplicates()
+        alpha_v = 0.5 - 0.02 * cells["severity"].to_numpy() * (cells["modality"] == "image").to_numpy()
+        cues = cells.assign(samples=100, alpha_v=alpha_v, alpha_t=1 - alpha_v, h_v=0.4, h_t=0.3, agreement=0.9,
+                            a_v=0.8, a_t=0.7)
+        cues.to_csv(out / "fusion_cues.csv", index=False)
+    if gallery:
+        from mafs_bench.data import ImageTextData
+        from mafs_bench.runner.gallery import write_gallery
+
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+        captions = ["a red circle in the middle", "a blue square top left", "two green stars"]
+        home = ImageTextData("world", "plain", images, captions, np.arange(3))
+        shifted = {"outline@0.5": ImageTextData("world", "outline", images // 2, captions, np.arange(3)),
+                   "outline": ImageTextData("world", "outline", images // 4, captions, np.arange(3))}
+        write_gallery(out, home, shifted, ["gaussian_noise", "keyboard", "caption_shuffle"], [1, 3, 5], 0)
     return out

@@ -27,15 +27,18 @@ from mafs_bench.tasks.captioning import Captioning
 
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="needs Java (pycocoevalcap)")
 
-#: methods with a caption decoder (every method but the prior and those without one)
-CAPTIONERS = [n for n in FUSIONS.names()
-              if type(create_fusion(n, 16, 16, width=16, heads=2)).caption_conditioner is not FusionMethod.caption_conditioner]
+#: methods with a caption decoder: those declaring captioning, but the prior
+CAPTIONERS = [n for n in FUSIONS.names() if "captioning" in FUSIONS.get(n).tasks and not FUSIONS.get(n).predicts_prior]
 V, L, W, IMG, EMB = 20, 9, 16, 12, 8
 
 
 def test_captioning_methods_are_the_expected_ones() -> None:
-    assert set(CAPTIONERS) == {"clip", "fixed_sum", "mafs", "albef", "blip"}, "new captioning method: add it to the tests"
-    assert FUSIONS.get("prior").predicts_prior and not any(FUSIONS.get(n).predicts_prior for n in CAPTIONERS)
+    assert set(CAPTIONERS) == {"clip", "fixed_sum", "mafs", "albef", "blip", "concat_mlp", "gmu"}, \
+        "new captioning method: add it to the tests"
+    assert FUSIONS.get("prior").predicts_prior and "captioning" in FUSIONS.get("prior").tasks
+    for name in FUSIONS.names():  # a method declares captioning exactly when it has a decoder (or is the prior)
+        has_decoder = FUSIONS.get(name).caption_conditioner is not FusionMethod.caption_conditioner
+        assert ("captioning" in FUSIONS.get(name).tasks) == (has_decoder or FUSIONS.get(name).predicts_prior), name
 
 
 def _features(n: int, seed: int = 0) -> ImageFeatures:
@@ -274,7 +277,7 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     encoder = DualEncoder(load_encoder_config("mafs-tiny-vit"), WordTokenizer(vocab, 12)).eval()
     bundle = SimpleNamespace(encoder=encoder, info={"encoder_key": "synthetic-test"})
     methods = {(0, m): create_fusion(m, 128, 128) for m in [*CAPTIONERS, "prior"]}
-    options = dict(beam=2, images=24, pool=60, bank=10, decoder={"width": 32, "heads": 2, "layers": 2, "ffn_ratio": 2},
+    options = dict(beam=2, images=24, pool=60, bank=10, decoder={"width": 32, "heads": 2, "layers": 2, "ffn_ratio": 4},
                    train={"steps": 40, "batch_size": 16, "lr": 1e-2, "warmup": 5})
     task = Captioning(**options)
     info = task.fit(bundle, dataset, methods, torch.device("cpu"), None)

@@ -18,7 +18,8 @@ TINY = {
     "name": "tiny",
     "seed": 0,
     "seeds": [0, 1],
-    "dataset": {"name": "embedded_world", "shifted_domains": ["outline"], "options": {"size": 40, "train_size": 300}},
+    "dataset": {"name": "embedded_world", "shifted_domains": ["outline"], "shifted_strengths": [0.5, 1.0],
+                "options": {"size": 40, "train_size": 300}},
     "backend": {"name": "embedded", "options": {
         "encoder_train": {"steps": 6, "batch_size": 32},
         "fusion_train": {"steps": 4, "batch_size": 16},
@@ -48,7 +49,8 @@ def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns) == list(METRICS_COLUMNS)
     cells = metrics[["domain", "corruption", "severity"]].drop_duplicates()
-    assert len(cells) == 1 + 3 * 2 + 1
+    assert len(cells) == 1 + 3 * 2 + 2
+    assert set(metrics.loc[metrics.corruption == "none", "domain"]) == {"plain", "outline@0.5", "outline"}
     for model in TINY["models"]:
         rows = metrics[metrics.model == model]
         assert (rows.corruption == "none").any() and (rows.corruption != "none").any()
@@ -72,6 +74,11 @@ def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     assert run["seeds"] == [0, 1] and run["training"]["seeds"] == [0, 1]
     assert run["training"]["augmentations"] and not set(run["training"]["augmentations"]) & set(TINY["corruptions"])
     assert run["training"]["corruptions_seen"] == []
+    assert run["corruptions"]["keyboard"] == {"modality": "text", "family": "character"}
+    gallery = json.loads((out / "gallery.json").read_text())
+    assert [r["label"] for r in gallery["image_rows"]] == ["gaussian_noise", "outline"]
+    assert [t["corruption"] for t in gallery["text"]] == ["keyboard", "caption_shuffle"]
+    assert set(gallery["text"][0]["severities"]) == {"1", "5"} and (out / "gallery.png").stat().st_size > 5_000
     for name in ("leaderboard.md", "leaderboard.csv", "robustness_curves.png", "run.json"):
         assert (out / name).stat().st_size > 0
     check_items_reproduce_metrics(out, metrics)
@@ -100,6 +107,16 @@ def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     result = runner.invoke(app, ["compare", str(out), str(out2)])
     assert result.exit_code == 0, result.output
 
+    # one report of both runs: models disambiguated by run, MA-AFS's weights from fusion_cues.csv
+    report = tmp_path / "report"
+    result = runner.invoke(app, ["report", str(out), str(out2), "--out", str(report), "--resamples", "100"])
+    assert result.exit_code == 0, result.output
+    merged = pd.read_csv(report / "leaderboard.csv")
+    assert sorted(merged.model) == sorted(f"{m} [{r}]" for m in TINY["models"] for r in ("out", "out2"))
+    page = (report / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 6  # curves, families, heatmap, domain shift, weights, gallery
+    assert (report / "figures" / "fusion_weights_retrieval.png").is_file()
+
 
 def check_items_reproduce_metrics(out: Path, metrics: pd.DataFrame) -> None:
     """items.csv.gz has the documented schema, and every recall (and r_mean) of metrics.csv is the
@@ -113,13 +130,13 @@ def check_items_reproduce_metrics(out: Path, metrics: pd.DataFrame) -> None:
     assert i2t[["t2i_r1", "t2i_r3"]].isna().all().all() and t2i[["i2t_r1", "i2t_r3"]].isna().all().all()
     values = items[["i2t_r1", "i2t_r3", "t2i_r1", "t2i_r3"]].to_numpy().ravel()
     assert set(values[~pd.isna(values)].tolist()) <= {0.0, 1.0}
-    key = ["model", "seed", "task", "dataset", "domain", "corruption", "modality", "severity"]
+    key = ["model", "seed", "task", "dataset", "domain", "corruption", "modality", "corrupted", "severity"]
     assert (i2t.groupby(key).size() == n_images).all()
     n_captions = t2i.groupby(key).size()
     assert n_captions.nunique() == 1 and n_captions.iloc[0] >= n_images
     recalls = pd.concat([i2t.groupby(key)[["i2t_r1", "i2t_r3"]].mean(), t2i.groupby(key)[["t2i_r1", "t2i_r3"]].mean()], axis=1)
     recalls["r_mean"] = recalls.mean(axis=1)
-    from_items = recalls.stack().rename("from_items").reset_index().rename(columns={"level_8": "metric"})
+    from_items = recalls.stack().rename("from_items").reset_index().rename(columns={"level_9": "metric"})
     joined = metrics.merge(from_items, on=[*key, "metric"], how="inner")
     assert len(joined) == len(metrics[metrics.metric != "nonfinite_scores"])  # every recall, every cell
     assert (joined["value"] - joined["from_items"]).abs().max() < 5e-7  # metrics.csv keeps 6 significant digits

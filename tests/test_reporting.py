@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from mafs_bench.reporting import plots
+from mafs_bench.reporting.schema import DEFAULT_CORRUPTED
 from mafs_bench.reporting import (
     BASE_COLUMNS,
     METRICS_COLUMNS,
@@ -44,7 +45,9 @@ TEXTURED = {"alpha": 0.5, "beta": 0.25}  # gamma was not run on the shifted doma
 def _row(model: str, task: str, domain: str, *cell: object) -> dict[str, object]:
     """One metrics row; ``cell`` is (corruption, modality, severity, metric, value)."""
     dataset = "shapes" if task == "retrieval" else "shapes_vqa"
-    return dict(zip(METRICS_COLUMNS, (model, 0, task, dataset, domain, *cell), strict=True))
+    corruption, modality, *rest = cell
+    corrupted = {**DEFAULT_CORRUPTED, "text": "captions" if task == "retrieval" else "questions"}[modality]
+    return dict(zip(METRICS_COLUMNS, (model, 0, task, dataset, domain, corruption, modality, corrupted, *rest), strict=True))
 
 
 def make_metrics(with_vqa: bool = False) -> pd.DataFrame:
@@ -358,20 +361,49 @@ def test_figures_leave_nonfinite_points_out_and_flag_the_model(tmp_path: Path, f
     assert _legend_texts(fusion.legends[0])[0] == "alpha (NaN/inf)"
     alpha_v_blur = fusion.axes[0].get_lines()[1].get_ydata()  # after the 0.5 guide line
     assert math.isnan(alpha_v_blur[1]) and alpha_v_blur[2] == 0.25
-    ax = shift.axes[0]
-    assert _legend_texts(ax.get_legend()) == ["alpha", "beta (NaN/inf)", "gamma"]
-    beta_bars = ax.containers[1]
-    assert beta_bars[0].get_height() == 0.5 and math.isnan(beta_bars[1].get_height())
+    assert _legend_texts(shift.legends[0]) == ["alpha", "beta (NaN/inf)", "gamma"]
+    beta = shift.axes[0].get_lines()[1].get_ydata()  # across domains: plain, textured
+    assert beta[0] == 0.5 and math.isnan(beta[1])
 
 
-def test_domain_shift_bars_fill_their_group_without_overlap(tmp_path: Path, figures: list[Figure]) -> None:
-    plots.plot_domain_shift(make_metrics(), "retrieval", "r_mean", tmp_path / "shift.png")
-    bars = [bar for container in figures[0].axes[0].containers for bar in container]
-    assert len(bars) == 3 * 2  # 3 models x (plain, textured); gamma's textured bar has no height
-    for bar in bars:
-        assert bar.get_width() == pytest.approx(0.8 / 3 * 0.95)
-        centre = bar.get_x() + bar.get_width() / 2
-        assert min(abs(centre - j) for j in (0, 1)) <= 0.4
+def _with_strengths(metrics: pd.DataFrame) -> pd.DataFrame:
+    """``make_metrics`` plus textured at strength 0.5 and an ``outline`` domain at strengths 0.25 and 1."""
+    extra = []
+    for model, clean in (("alpha", 0.75), ("beta", 0.5)):
+        extra.append(_row(model, "retrieval", "textured@0.5", "none", "none", 0, "r_mean", (clean + TEXTURED[model]) / 2))
+        extra.append(_row(model, "retrieval", "outline@0.25", "none", "none", 0, "r_mean", clean - 0.125))
+        extra.append(_row(model, "retrieval", "outline", "none", "none", 0, "r_mean", clean - 0.25))
+    return pd.concat([metrics, pd.DataFrame(extra, columns=list(METRICS_COLUMNS))], ignore_index=True)
+
+
+def test_domain_shift_curves_across_domains_then_against_strength(tmp_path: Path, figures: list[Figure]) -> None:
+    metrics = _with_strengths(make_metrics())
+    plots.plot_domain_shift(metrics, "retrieval", "r_mean", tmp_path / "shift.png", order=["textured", "outline"])
+    axes = [ax for ax in figures[0].axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["across domains", "plain -> textured", "plain -> outline"]
+    across, textured, outline = axes
+    assert [t.get_text() for t in across.get_xticklabels()] == ["plain\n(in-domain)", "textured", "outline"]
+    alpha = across.get_lines()[0]
+    assert alpha.get_xdata().tolist() == [0.0, 1.0, 2.0] and alpha.get_ydata().tolist() == [0.75, 0.5, 0.5]
+    # strength axes: 0 is the in-domain clean cell, then each evaluated strength
+    assert textured.get_lines()[0].get_xdata().tolist() == [0.0, 0.5, 1.0]
+    assert textured.get_lines()[0].get_ydata().tolist() == [0.75, 0.625, 0.5]
+    assert outline.get_lines()[1].get_xdata().tolist() == [0.0, 0.25, 1.0]
+    assert outline.get_lines()[1].get_ydata().tolist() == [0.5, 0.375, 0.25]
+    gamma = outline.get_lines()[2].get_ydata()  # gamma has no shifted rows: only its clean point
+    assert gamma[0] == 1.0 and all(math.isnan(v) for v in gamma[1:])
+
+
+def test_domain_shift_without_strengths_is_one_ordered_curve(tmp_path: Path, figures: list[Figure]) -> None:
+    """Real data: an ordered list of domains (NoCaps in -> near -> out) reads as one curve, in the suite's order."""
+    rows = [_row(m, "retrieval", d, "none", "none", 0, "r_mean", v) for m, values in
+            (("alpha", (0.75, 0.5, 0.25, 0.125)),) for d, v in zip(("in", "near", "out", "far"), values, strict=True)]
+    rows.append(_row("alpha", "retrieval", "in", "blur", "image", 1, "r_mean", 0.5))
+    plots.plot_domain_shift(pd.DataFrame(rows), "retrieval", "r_mean", tmp_path / "s.png", order=["near", "out"])
+    axes = [ax for ax in figures[0].axes if ax.get_visible()]
+    assert len(axes) == 1
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["in\n(in-domain)", "near", "out", "far"]
+    assert axes[0].get_lines()[0].get_ydata().tolist() == [0.75, 0.5, 0.25, 0.125]
 
 
 def test_leaderboard_means_over_seeds_with_their_spread(tmp_path: Path) -> None:

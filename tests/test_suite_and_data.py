@@ -213,3 +213,50 @@ def test_bad_backend_and_dataset_options_stop_in_preflight(change: dict, message
 def test_fractional_recall_k_is_refused() -> None:
     with pytest.raises(SuiteError, match="whole numbers"):
         suite_from_dict({**BASE, "tasks": [{"name": "retrieval", "k": 4, "ks": [1.5]}]}, "s.yaml")
+
+
+def test_shifted_strengths_plan_one_cell_per_domain_and_strength() -> None:
+    suite = suite_from_dict({**BASE, "dataset": {"name": "embedded_world", "shifted_domains": ["outline", "textured"],
+                                                 "shifted_strengths": [1, 0.5, 0]}}, "s.yaml")
+    assert suite.dataset.shifted_strengths == [0.5, 1.0]  # 0 is the clean in-domain cell, always evaluated
+    shifted = [(c.domain, c.strength, c.label) for c in plan_cells(suite, "plain") if c.domain != "plain"]
+    assert shifted == [("outline", 0.5, "outline@0.5"), ("outline", 1.0, "outline"),
+                       ("textured", 0.5, "textured@0.5"), ("textured", 1.0, "textured")]
+    default = suite_from_dict({**BASE, "dataset": {"name": "embedded_world", "shifted_domains": ["outline"]}})
+    assert default.dataset.shifted_strengths == [1.0]
+    assert [c.label for c in plan_cells(default, "plain")][-1] == "outline"  # old runs' cell names unchanged
+
+
+@pytest.mark.parametrize("strengths, message", [
+    ([0.5, 1.5], "shifted_strengths must lie in [0, 1]"),
+    ([0], "at least one strength above 0"),
+])
+def test_bad_shifted_strengths_are_named(strengths: list, message: str) -> None:
+    with pytest.raises(SuiteError) as info:
+        suite_from_dict({**BASE, "dataset": {"name": "embedded_world", "shifted_strengths": strengths}}, "s.yaml")
+    assert "s.yaml: field dataset.shifted_strengths" in str(info.value) and message in str(info.value)
+
+
+def test_report_models_must_be_suite_models() -> None:
+    suite = suite_from_dict({**BASE, "models": ["clip", "mafs"], "report": {"reference_model": "clip",
+                                                                            "baseline_model": "mafs"}})
+    assert (suite.report.reference_model, suite.report.baseline_model) == ("clip", "mafs")
+    assert suite_from_dict(BASE).report.reference_model is None
+    with pytest.raises(SuiteError, match="s.yaml: field report: baseline_model 'albef' is not one of the suite's models"):
+        suite_from_dict({**BASE, "report": {"baseline_model": "albef"}}, "s.yaml")
+    with pytest.raises(SuiteError, match="report.referense_model"):
+        suite_from_dict({**BASE, "report": {"referense_model": "clip"}}, "s.yaml")
+
+
+def test_strengths_need_a_dataset_with_a_continuous_shift(tmp_path: Path) -> None:
+    from mafs_bench.data import create_dataset
+    from mafs_bench.data.base import Dataset
+
+    with pytest.raises(ValueError, match="no continuous shift strength"):
+        Dataset().load_shifted("x", 0.5, "y")
+    world = create_dataset("embedded_world", size=6, train_size=10)
+    half = world.load_shifted("outline", 0.5, "plain")
+    assert half.images.shape == (6, 64, 64, 3) and half.captions == world.load("plain").captions
+    assert world.load_shifted("outline", 1.0, "plain").images.tobytes() == world.load("outline").images.tobytes()
+    with pytest.raises(ValueError, match="no domain 'outlines'"):
+        world.load_shifted("outlines", 0.5, "plain")

@@ -35,6 +35,7 @@ from mafs_bench.data.world import (
     qa_for,
     question_type,
     render,
+    render_scenes,
     sample_scene,
     scene_key,
     split_of_scene,
@@ -304,3 +305,42 @@ def test_config_validation():
 def test_image_size_scales():
     world = build_split(replace(CFG, image_size=32), "test", "textured", 4, seed=0)
     assert world.images.shape == (4, 32, 32, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Style strength (domain-shift curves)
+
+
+@pytest.mark.parametrize("domain", [d for d in DOMAINS if d != "plain"])
+def test_strength_end_points_are_the_two_styles_pixels(small_splits, domain):
+    """Strength 1 renders exactly today's shifted style and 0 exactly the base style (byte for byte),
+    so adding strengths changed nothing that was evaluated before."""
+    base = small_splits["plain"]
+    assert with_domain(base, domain, CFG, strength=1.0).images.tobytes() == small_splits[domain].images.tobytes()
+    assert with_domain(base, domain, CFG, strength=0.0).images.tobytes() == base.images.tobytes()
+    assert render_scenes(base.scenes, CFG, "val", domain, 3).tobytes() == small_splits[domain].images.tobytes()
+
+
+@pytest.mark.parametrize("strength", [0.25, 0.5, 0.75])
+def test_strength_blends_the_two_renderings(small_splits, strength):
+    base, shifted = small_splits["plain"], small_splits["outline"]
+    mixed = with_domain(base, "outline", CFG, strength=strength)
+    expected = np.rint((1 - strength) * base.images.astype(np.float64) + strength * shifted.images.astype(np.float64))
+    assert mixed.images.dtype == np.uint8 and mixed.images.shape == base.images.shape
+    assert np.abs(mixed.images.astype(int) - expected.astype(int)).max() <= 1  # float32 rounding at .5
+    assert mixed.domain == "outline" and mixed.captions == base.captions and "strength 0.5" in with_domain(
+        base, "outline", CFG, 0.5).name
+
+
+def test_strength_moves_monotonically_towards_the_shifted_style(small_splits):
+    base, shifted = small_splits["plain"].images.astype(int), small_splits["low_light"].images.astype(int)
+    distances = [np.abs(with_domain(small_splits["plain"], "low_light", CFG, s).images.astype(int) - base).mean()
+                 for s in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert distances[0] == 0 and all(a < b for a, b in itertools.pairwise(distances))
+    assert distances[-1] == pytest.approx(np.abs(shifted - base).mean())
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan"), "half"])
+def test_bad_strength_is_refused(small_splits, strength):
+    with pytest.raises(ValueError, match="style strength must be a number in \\[0, 1\\]"):
+        with_domain(small_splits["plain"], "outline", CFG, strength=strength)

@@ -6,6 +6,7 @@ import typer
 
 from . import corruptions_cmd
 from .compare import compare
+from .report import report
 from .run import run
 from .train import train
 
@@ -14,6 +15,7 @@ app = typer.Typer(help="Robustness benchmarking for image-text fusion models.", 
 app.command("run")(run)
 app.command("train")(train)
 app.command("compare")(compare)
+app.command("report")(report)
 app.add_typer(corruptions_cmd.app, name="corruptions")
 
 if __name__ == "__main__":

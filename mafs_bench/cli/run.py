@@ -29,3 +29,4 @@ def run(
         console.print(board.read_text(), markup=False, highlight=False)
     console.print(f"Results in {out_dir}/ ({result.seconds:.0f} s): metrics.csv, fusion_weights.csv, run.json, "
                   + ", ".join(p.name for p in result.report_files), highlight=False)
+    console.print(f"HTML report with robustness aggregates: mafs-bench report {out_dir}", highlight=False)

@@ -13,9 +13,12 @@ from .progress import rich_progress
 def train(
     suite: Path = typer.Argument(..., help="Suite YAML file whose backend and models to train."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    ship: bool = typer.Option(False, "--ship", help="Also write float16 copies of every weight the suite uses into "
+                              "the package's model zoo (mafs_bench/models/zoo/), replacing stale entries: "
+                              "fresh clones then skip training."),
 ) -> None:
-    """Train the suite's encoder and fusion heads into the weights cache (nothing is evaluated)."""
-    from ..models.cache import cache_root
+    """Train the suite's encoder and fusion heads (ITM and VQA) into the weights cache (nothing is evaluated)."""
+    from ..models.cache import SHIPPED_ROOT, cache_root, ship_used
     from ..runner import load_suite
     from ..runner.run import preflight, resolve_device
 
@@ -23,7 +26,13 @@ def train(
         spec = load_suite(suite)
         dataset, backend = preflight(spec)
         with rich_progress(err_console, progress) as factory:
-            bundle = backend.build(dataset, spec.models, resolve_device(spec.device), factory, spec.training_seeds)
+            bundle = backend.build(dataset, spec.models, resolve_device(spec.device), factory, spec.training_seeds,
+                                   {t.name: spec.models_for(t.name) for t in spec.tasks})
     for key, value in bundle.info.items():
         console.print(f"{key}: {value}", highlight=False)
     console.print(f"Weights cached under {cache_root()}", highlight=False)
+    if ship:
+        written = ship_used()
+        size = sum(p.stat().st_size for p in written)
+        console.print(f"Shipped {len(written)} weight files ({size / 2**20:.1f} MiB, float16) to {SHIPPED_ROOT}",
+                      highlight=False)

@@ -67,7 +67,7 @@ class LazyImages(Sequence):
 
     def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
         with Image.open(self.paths[index]) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))  # a writable copy (np.asarray of a PIL image is read-only)
 
 
 @dataclass

@@ -166,6 +166,10 @@ class NoCaps(Dataset):
                              image_ids=np.array([rec["id"] for rec, _ in items], dtype=np.int64),
                              caption_ids=np.array([i for _, caps in items for i, _ in caps], dtype=np.int64))
 
+    def train_split(self) -> ImageTextData | None:
+        """The ``train`` dataset's training split, or None."""
+        return None if self.train is None else self.train.train_split()
+
     def training_data(self) -> tuple[Any, list[list[str]], list[str]] | None:
         """The ``train`` dataset's training data, or None."""
         return None if self.train is None else self.train.training_data()

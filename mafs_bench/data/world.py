@@ -9,6 +9,11 @@ once per (seed, split, index) and can be rendered in any of the :data:`DOMAINS`:
 * ``low_light``: the plain image darkened, with reduced contrast and mild noise.
 
 The domain changes only the rendering, so the same scene in two domains isolates a style shift.
+A continuous *style strength* ``s`` in [0, 1] (:func:`render_scenes`, :func:`with_domain`) renders
+each image as the pixel-wise blend ``round((1 - s) * base + s * shifted)`` of the same scene in
+the base style (the in-domain one, ``plain`` by default) and the shifted style: ``s = 0`` gives the
+base style's pixels and ``s = 1`` the shifted style's, byte for byte, so a domain-shift curve
+runs from the clean in-domain cell to the fully shifted domain.
 Every caption names every object's size, colour, shape and position, so a caption identifies its
 image; questions have one-word answers. Captions, questions and answers are lower case words with
 no punctuation: tokenise with ``text.split()``; :func:`vocabulary` lists every word that can occur.
@@ -809,8 +814,34 @@ def build_scenes(cfg: WorldConfig, split: str, n: int, seed: int, max_tries: int
     return scenes
 
 
-def render_scenes(scenes: Sequence[Scene], cfg: WorldConfig, split: str, domain: str, seed: int) -> np.ndarray:
-    """Render scenes in one domain: (N, H, W, 3) uint8; item i uses generator (seed, split, i, domain)."""
+def render_scenes(scenes: Sequence[Scene], cfg: WorldConfig, split: str, domain: str, seed: int,
+                  strength: float = 1.0, base: str | None = None) -> np.ndarray:
+    """Render scenes in one domain: (N, H, W, 3) uint8; item i uses generator (seed, split, i, domain).
+
+    Args:
+        strength: style strength in [0, 1]. 1 (default) renders ``domain`` itself; 0 renders
+            ``base``; in between, each image is ``round((1 - strength) * base_image + strength *
+            domain_image)`` of the same scene, each rendering with its own domain's generator (so
+            the end points are exactly the two styles' pixels).
+        base: the style at strength 0 (default: ``cfg.domains[0]``, the training style).
+
+    Raises:
+        ValueError: unknown domain, or ``strength`` outside [0, 1] or not finite.
+    """
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0.0 <= strength <= 1.0):
+        raise ValueError(f"style strength must be a number in [0, 1], got {strength!r}")
+    base = cfg.domains[0] if base is None else base
+    if strength == 1.0 or domain == base:
+        return _render_pure(scenes, cfg, split, domain, seed)
+    if strength == 0.0:
+        return _render_pure(scenes, cfg, split, base, seed)
+    start = _render_pure(scenes, cfg, split, base, seed).astype(np.float32)
+    end = _render_pure(scenes, cfg, split, domain, seed).astype(np.float32)
+    mixed = start * np.float32(1.0 - strength) + end * np.float32(strength)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def _render_pure(scenes: Sequence[Scene], cfg: WorldConfig, split: str, domain: str, seed: int) -> np.ndarray:
     renderer = _renderer(domain, cfg)
     images = np.empty((len(scenes), cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
     rngs = _ItemRngs(seed, split, f"render/{domain}")
@@ -846,14 +877,20 @@ def build_split(cfg: WorldConfig, split: str, domain: str, n: int, seed: int) ->
     )
 
 
-def with_domain(world: WorldSplit, domain: str, cfg: WorldConfig) -> WorldSplit:
-    """The same split re-rendered in another domain (scenes, captions and QA are shared)."""
+def with_domain(world: WorldSplit, domain: str, cfg: WorldConfig, strength: float = 1.0) -> WorldSplit:
+    """The same split re-rendered in another domain (scenes, captions and QA are shared).
+
+    ``strength`` < 1 blends from ``world``'s own style towards ``domain`` (:func:`render_scenes`);
+    ``domain`` stays the shifted style's name, ``name`` says the strength.
+    """
+    images = render_scenes(world.scenes, cfg, world.split, domain, world.seed, strength, base=world.domain)
+    shown = domain if strength == 1.0 else f"{domain} at strength {strength:g}"
     return WorldSplit(
-        name=f"world-{domain}-{world.split}",
+        name=f"world-{shown}-{world.split}",
         split=world.split,
         domain=domain,
         seed=world.seed,
-        images=render_scenes(world.scenes, cfg, world.split, domain, world.seed),
+        images=images,
         captions=world.captions,
         scenes=world.scenes,
         qa=world.qa,

@@ -16,6 +16,18 @@ is not the one asked for, is treated as absent, with a :class:`CacheWarning` nam
 caller then trains and overwrites it. ``.pt`` files from earlier versions are never read.
 Writes are atomic (temporary file + rename): a run killed mid-write never leaves a half file
 that a later run would load.
+
+**Storage precision.** :func:`save_weights` rounds every float32/float64 tensor to the nearest
+float16 value, *in place* (the caller's module evaluates with exactly the stored values). So
+weights trained here and weights shipped in float16 give identical numbers.
+
+**Shipped weights (the model zoo).** ``mafs_bench/models/zoo/<kind>/<key>.safetensors`` holds
+float16 copies of the embedded suites' trained weights, written by ``mafs-bench train SUITE
+--ship``. On a cache miss, :func:`load_weights` takes the shipped entry with the same key (the
+key covers config and code, so a shipped entry is never used stale), upcasts it to float32 and
+copies it into the cache. When the zoo has an entry with the same config but another key (it was
+trained by other code), a :class:`StaleShippedWeights` warning says so and the weights are
+trained instead.
 """
 
 from __future__ import annotations
@@ -49,11 +61,16 @@ ENCODER_SOURCES: tuple[str, ...] = (
     "mafs_bench/models/configs/*.json",  # bundled encoder architectures
     "mafs_bench/data/world.py",  # the generator of the training images and captions
     "mafs_bench/data/embedded.py",  # training_data() / vocabulary() over the world
+    "mafs_bench/data/base.py",  # the default training_data() of a dataset's train_split()
+    # real-data loaders (folder, vqav2) put a hash of their own source in their recipe(), so
+    # editing one retrains only the models trained on its data
 )
 CODE_SOURCES: tuple[str, ...] = (
     *ENCODER_SOURCES,  # fusion heads train on the encoder's features
     "mafs_bench/models/fusion_training.py",  # ITM loop, negatives, degradation draws
     "mafs_bench/models/augment.py",  # the training-time degradations
+    "mafs_bench/models/vqa_training.py",  # VQA answer space, soft targets, training loop
+    "mafs_bench/metrics/vqa.py",  # answer normalisation (the VQA answer vocabulary and targets)
     "mafs_bench/models/fusion/*.py",  # fusion networks and their initialisation
     "mafs_bench/models/backends/embedded.py",  # which data, seeds and options reach training
     "corruptions/**/*.py",  # opt-in training corruptions (fusion_training.corrupt_views)
@@ -78,8 +95,22 @@ _TEXT_SUFFIXES = frozenset({".py", ".json", ".txt", ".yaml"})
 _RECIPE_KEY = "mafs_bench.recipe"
 
 
+#: The shipped model zoo: float16 copies of trained weights, ``<kind>/<key>.safetensors`` (+ ``.json``).
+SHIPPED_ROOT = Path(__file__).resolve().parent / "zoo"
+
+#: Largest finite float16 value; a weight beyond it cannot be stored at float16 precision.
+_FP16_MAX = float(torch.finfo(torch.float16).max)
+
+#: (kind, key) of every entry loaded or saved by this process, in order (what ``--ship`` copies).
+_used: dict[tuple[str, str], None] = {}
+
+
 class CacheWarning(UserWarning):
     """A cached file was ignored (unreadable, or not the weights asked for); it will be retrained."""
+
+
+class StaleShippedWeights(UserWarning):
+    """The shipped weights of a kind do not match the current code or recipe; they are trained instead."""
 
 
 def cache_root() -> Path:
@@ -163,13 +194,22 @@ def load_weights(kind: str, config: dict[str, Any]) -> dict[str, Any] | None:
         ``{"state_dict": {name: CPU tensor}, "config": dict, "meta": dict}``; the tensors are as
         saved (dtype, shape) and go straight into ``module.load_state_dict``. ``config`` and
         ``meta`` come back through JSON (tuples as lists, other non-JSON values as strings).
-        None when the file is absent, or is not valid safetensors, or its stored recipe differs
-        from the one asked for (kind, config, format, code version); the last two also emit a
-        :class:`CacheWarning` naming the file. Nothing is unpickled.
+        None when the file is absent (and the zoo has no entry with this key: see the module
+        docstring), or is not valid safetensors, or its stored recipe differs from the one asked
+        for (kind, config, format, code version); the last two also emit a :class:`CacheWarning`
+        naming the file. Nothing is unpickled.
     """
     path = weights_path(kind, config)
-    if not path.is_file():
-        return None
+    got = _read(path, kind, config) if path.is_file() else None
+    if got is None:
+        got = _load_shipped(kind, config)
+    if got is not None:
+        _used[(kind, path.stem)] = None
+    return got
+
+
+def _read(path: Path, kind: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The entry at ``path`` if it is readable and holds ``kind`` trained with ``config``."""
     try:
         with safe_open(path, framework="pt", device="cpu") as f:
             recipe = json.loads((f.metadata() or {})[_RECIPE_KEY])
@@ -184,6 +224,92 @@ def load_weights(kind: str, config: dict[str, Any]) -> dict[str, Any] | None:
     return {"state_dict": state_dict, "config": recipe["config"], "meta": recipe["meta"]}
 
 
+def shipped_path(kind: str, config: dict[str, Any], root: Path | None = None) -> Path:
+    """Where the shipped float16 weights of ``kind`` trained with ``config`` would be."""
+    return (root or SHIPPED_ROOT) / kind / f"{config_key(config, kind)}.safetensors"
+
+
+def _same_config_shipped(kind: str, config: dict[str, Any]) -> Path | None:
+    """A zoo entry of ``kind`` with this very config but another key (other code), or None."""
+    folder = SHIPPED_ROOT / kind
+    wanted = _canonical(config)
+    for recipe_file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            if _canonical(json.loads(recipe_file.read_text()).get("config")) == wanted:
+                return recipe_file.with_suffix(".safetensors")
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def _load_shipped(kind: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The shipped entry with this key, upcast to float32 and copied into the cache; or None
+    (with a :class:`StaleShippedWeights` warning when the zoo holds this config from other code)."""
+    path = shipped_path(kind, config)
+    if not path.is_file():
+        stale = _same_config_shipped(kind, config)
+        if stale is not None:
+            warnings.warn(f"the shipped {kind} weights {stale} were trained with the same config by other code "
+                          f"(this code's key is {path.stem}): they are not used, the weights are trained instead. "
+                          f"`mafs-bench train SUITE --ship` refreshes the zoo.", StaleShippedWeights, stacklevel=3)
+        return None
+    got = _read(path, kind, config)
+    if got is None:
+        return None
+    state = {name: t.float() if t.dtype == torch.float16 else t for name, t in got["state_dict"].items()}
+    meta = {**got["meta"], "shipped": str(path.name)}
+    save_weights(kind, config, state, meta)
+    return {"state_dict": state, "config": got["config"], "meta": meta}
+
+
+def ship_used(root: Path | None = None, prune: bool = True) -> list[Path]:
+    """Write float16 copies of every entry this process loaded or saved into the zoo.
+
+    Args:
+        root: the zoo folder (default :data:`SHIPPED_ROOT`, the package's own).
+        prune: delete zoo entries of the shipped kinds that this process did not use (stale ones).
+
+    Returns:
+        The written ``.safetensors`` paths.
+    """
+    root = root or SHIPPED_ROOT
+    written: list[Path] = []
+    for kind, key in _used:
+        source = cache_root() / "weights" / kind / f"{key}.safetensors"
+        with safe_open(source, framework="pt", device="cpu") as f:
+            header = (f.metadata() or {})[_RECIPE_KEY]
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        half = {name: t.half() if t.dtype in (torch.float32, torch.float64) else t for name, t in tensors.items()}
+        dest = root / kind / f"{key}.safetensors"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(dest.with_suffix(".json"), lambda tmp, src=source: tmp.write_text(src.with_suffix(".json").read_text()))
+        _atomic_write(dest, lambda tmp, h=half, m=header: save_file(h, tmp, metadata={_RECIPE_KEY: m}))
+        written.append(dest)
+    if prune:
+        keep = set(written)
+        for kind in {k for k, _ in _used}:
+            for old in (root / kind).glob("*.safetensors"):
+                if old not in keep:
+                    old.unlink()
+                    old.with_suffix(".json").unlink(missing_ok=True)
+    return written
+
+
+def round_to_fp16(state_dict: dict[str, Any]) -> None:
+    """Round every float32/float64 tensor of ``state_dict`` to the nearest float16 value, in place.
+
+    Raises:
+        ValueError: a finite value beyond float16's range (65504), naming the tensor.
+    """
+    with torch.no_grad():
+        for name, t in state_dict.items():
+            if isinstance(t, torch.Tensor) and t.dtype in (torch.float32, torch.float64):
+                if t.numel() and float(t.abs().max()) > _FP16_MAX:
+                    raise ValueError(f"state_dict[{name!r}] has values beyond float16's range ({_FP16_MAX}): "
+                                     f"max |value| {float(t.abs().max())}")
+                t.copy_(t.to(torch.float16).to(t.dtype))
+
+
 def save_weights(kind: str, config: dict[str, Any], state_dict: dict[str, Any], meta: dict[str, Any]) -> Path:
     """Atomically store ``state_dict`` trained with ``config``; returns the ``.safetensors`` path.
 
@@ -194,11 +320,16 @@ def save_weights(kind: str, config: dict[str, Any], state_dict: dict[str, Any], 
             so tied (shared) tensors are stored once per name.
         meta: facts about the training (losses, seconds); JSON-serialisable.
 
+    Float32/float64 tensors of ``state_dict`` are first rounded to float16 precision *in place*
+    (:func:`round_to_fp16`), so the caller's module computes with the stored values.
+
     Raises:
         TypeError: a ``state_dict`` value is not a tensor.
+        ValueError: a weight beyond float16's range.
     """
     path = weights_path(kind, config)
     path.parent.mkdir(parents=True, exist_ok=True)
+    round_to_fp16(state_dict)
     tensors = _plain_tensors(state_dict)
     recipe = {"format": CACHE_FORMAT, "kind": kind, "key": path.stem, "code_version": code_version(kind),
               "config": config, "meta": meta, "versions": _library_versions()}
@@ -207,6 +338,7 @@ def save_weights(kind: str, config: dict[str, Any], state_dict: dict[str, Any], 
     # the JSON first: a weights file present means its entry is complete
     _atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
     _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={_RECIPE_KEY: header}))
+    _used[(kind, path.stem)] = None
     return path
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.base import subset
 from . import cache
 from .augment import AUGMENTATIONS, FeatureStats, check_augmentations
 from .backends.embedded import load_into
@@ -271,8 +272,7 @@ class _Pool:
         self._data: CaptionTrainData | None = None
 
     def _images(self, rows: slice) -> Sequence[np.ndarray] | np.ndarray:
-        images = self.split.images
-        return images[rows] if isinstance(images, np.ndarray) else [images[i] for i in range(*rows.indices(len(images)))]
+        return subset(self.split.images, rows)
 
     def data(self) -> CaptionTrainData:
         if self._data is None:
@@ -336,8 +336,12 @@ def fit_captioners(encoder: Any, encoder_key: str, split: CaptionTrainingSplit,
                "data": data_recipe}
         torch.manual_seed(seed)  # nn.Module initialisers draw from torch's default generator
         conditioner = method.caption_conditioner(image_width, embed_dim, shape.width, shape.heads, shape.layers)
-        hidden = ffn_hidden_for_budget(budget, conditioner, tokenizer.vocab_size,
-                                       max_length + conditioner.prefix_length, shape.width, shape.layers)
+        try:
+            hidden = ffn_hidden_for_budget(budget, conditioner, tokenizer.vocab_size,
+                                           max_length + conditioner.prefix_length, shape.width, shape.layers)
+        except ValueError as err:
+            raise ValueError(f"captioning decoder of {name}: {err} (raise decoder.ffn_ratio, the budget's FFN width, "
+                             f"now {shape.ffn_ratio})") from None
         decoder = CaptionDecoder(tokenizer.vocab_size, max_length, conditioner, shape.width, shape.heads,
                                  shape.layers, hidden, shape.image_grid)
         cached = cache.load_weights("caption", key)

@@ -262,7 +262,7 @@ def _train_fusion_steps(method: FusionMethod, data: FusionTrainData, cfg: Fusion
         labels = torch.cat([torch.ones(len(b)), torch.zeros(2 * len(b))]).long()
         out = method.pair_forward(gather(img_prep, pair_img), gather(txt_prep, pair_txt[:, None]),
                                   PairSignals(sim[pair_img, pair_txt, None], strength, labels.bool()[:, None]))
-        loss = F.cross_entropy(out.itm_logits[:, 0], labels) + method.regulariser(out)
+        loss = method.task_loss(out.itm_logits[:, 0], labels, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -1,4 +1,5 @@
-"""Figures from the results files: robustness curves, fusion weights, domain shift.
+"""Figures from the results files: robustness curves (per corruption and per family), fusion
+weights, domain-shift curves, heatmaps and the corruption gallery.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects and saved through the
 Agg renderer, without ``matplotlib.pyplot``: no window is ever opened and the caller's
@@ -14,22 +15,25 @@ says ``(NaN/inf)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
+import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from mafs_bench.reporting.families import family_sort_key
 from mafs_bench.reporting.schema import (
     SchemaError,
     corruption_cells,
     in_domain,
     is_clean,
     nonfinite_count,
+    split_domain,
     strict_mean,
     validate_metrics,
     validate_weights,
@@ -176,40 +180,200 @@ def plot_domain_shift(
     path: str | Path,
     domain: str | None = None,
     models: Sequence[str] | None = None,
+    order: Sequence[str] | None = None,
 ) -> Path:
-    """Clean score per domain, grouped bars with one bar per model.
+    """Domain-shift curves: clean score against shift, one line per model.
 
-    The in-domain test set comes first, then the shifted domains by name, so the drop
-    from the first group to the others is the cost of the shift.
+    The first panel runs across domains: the in-domain test set, then each shifted domain (at full
+    strength) in ``order`` (the suite's ``shifted_domains`` order, e.g. NoCaps' in -> near -> out;
+    default: by name), so an ordered list of domains reads as one curve. Then, for each shifted
+    domain evaluated at style strengths below 1 (``<name>@<s>`` cells, see
+    :func:`mafs_bench.reporting.schema.domain_label`), a panel of the score against strength from 0
+    (the clean in-domain cell) to 1 (the shifted domain). Panels share the y axis.
+
+    Args:
+        metrics: rows in the ``metrics.csv`` layout.
+        task, metric: what to plot.
+        path: PNG to write.
+        domain: in-domain test set (default: the domain with corrupted rows).
+        models: models that fix the colour assignment (default: those plotted).
+        order: shifted domain names in display order; names not listed follow by name.
 
     Raises:
-        SchemaError: The task has clean rows for ``metric`` in only one domain.
+        SchemaError: the task has clean rows for ``metric`` in only one domain.
     """
     metrics = validate_metrics(metrics)
     home = in_domain(metrics, task, domain)
     rows = metrics[(metrics["task"] == task) & (metrics["metric"] == metric) & is_clean(metrics)]
-    shifted = sorted(d for d in rows["domain"].unique() if d != home)
-    if not shifted:
+    panels = domain_shift_panels(rows, home, order)
+    if not panels:
         raise SchemaError(f"task {task!r} has no shifted-domain rows for metric {metric!r}")
-    domains = [home, *shifted]
     plotted = sorted(rows["model"].unique())
     styles = model_styles(models if models is not None else plotted)
     means = strict_mean(rows, ["model", "domain"])
-    broken = _nonfinite_models(rows[rows["domain"].isin(domains)], ["value"])
+    shown = {label for panel in panels for _, label in panel.points}
+    broken = _nonfinite_models(rows[rows["domain"].isin(shown)], ["value"])
 
-    width = 0.8 / len(plotted)  # of one bar, so a group spans 0.8 of its slot
-    fig = Figure(figsize=(max(5.0, 0.35 * len(domains) * len(plotted) + 3.0), 4.0), layout="constrained")
+    fig, axes = _grid(len(panels))
+    for ax, panel in zip(axes, panels, strict=False):
+        xs = [x for x, _ in panel.points]
+        for model in plotted:
+            ys = [float(means.get((model, label), math.nan)) for _, label in panel.points]
+            ax.plot(xs, ys, **_LINE, **styles[model])
+        ax.set_title(panel.title, fontsize=10)
+        ax.grid(alpha=0.3)
+        if panel.ticks is not None:
+            ax.set_xticks(xs, panel.ticks, rotation=30 if len(xs) > 3 else 0, ha="right" if len(xs) > 3 else "center")
+            ax.set_xlim(-0.3, len(xs) - 0.7)
+        else:
+            ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0])
+            ax.set_xlim(-0.05, 1.05)
+    _label_outer(axes[: len(panels)], xlabel="")
+    for ax, panel in zip(axes, panels, strict=False):
+        ax.set_xlabel(panel.xlabel, fontsize=9)
+    fig.supylabel(f"clean {metric}", fontsize=10)
+    fig.suptitle(f"{task}: clean {metric} against domain shift (in-domain {home})")
+    _legend(fig, [_model_handle(m, styles[m], m in broken) for m in plotted])
+    return _save(fig, path)
+
+
+class ShiftPanel(NamedTuple):
+    """One panel of :func:`plot_domain_shift`: ``points`` are (x, domain label) pairs."""
+
+    title: str
+    xlabel: str
+    points: list[tuple[float, str]]
+    ticks: list[str] | None  # categorical tick labels, or None for a numeric strength axis
+
+
+def domain_shift_panels(clean_rows: pd.DataFrame, home: str, order: Sequence[str] | None = None) -> list[ShiftPanel]:
+    """The panels of :func:`plot_domain_shift` from one (task, metric)'s clean rows (see there)."""
+    labels = [str(d) for d in clean_rows["domain"].unique() if d != home]
+    by_name: dict[str, list[tuple[float, str]]] = {}
+    for label in labels:
+        name, strength = split_domain(label)
+        by_name.setdefault(name, []).append((strength, label))
+    if not by_name:
+        return []
+    listed = [n for n in (order or ()) if n in by_name]
+    names = listed + sorted(n for n in by_name if n not in listed)
+    full = [(name, dict((s, l) for s, l in by_name[name]).get(1.0)) for name in names]
+    full = [(name, label) for name, label in full if label is not None]
+    panels = []
+    if full:
+        points = [(0.0, home)] + [(float(i + 1), label) for i, (_, label) in enumerate(full)]
+        ticks = [f"{home}\n(in-domain)"] + [name for name, _ in full]
+        panels.append(ShiftPanel("across domains", "domain", points, ticks))
+    for name in names:
+        steps = sorted(by_name[name])
+        if any(s < 1.0 for s, _ in steps):
+            panels.append(ShiftPanel(f"{home} -> {name}", "style strength (0 = in-domain)", [(0.0, home), *steps], None))
+    return panels
+
+
+def plot_family_curves(
+    metrics: pd.DataFrame,
+    task: str,
+    metric: str,
+    families: Mapping[tuple[str, str], str],
+    path: str | Path,
+    domain: str | None = None,
+    models: Sequence[str] | None = None,
+) -> Path:
+    """Metric vs severity per corruption family: each point is the mean over the family's
+    corruptions at that severity (strict: NaN if any is NaN), one subplot per family.
+
+    Args:
+        families: (corruption, modality) -> report family (:func:`.families.corruption_families`).
+
+    Raises:
+        SchemaError: no corrupted rows for ``metric``.
+    """
+    metrics = validate_metrics(metrics)
+    domain = in_domain(metrics, task, domain)
+    rows = metrics[(metrics["task"] == task) & (metrics["metric"] == metric) & (metrics["domain"] == domain)]
+    corrupted = rows[~is_clean(rows)]
+    if corrupted.empty:
+        raise SchemaError(f"task {task!r} has no corrupted rows for {metric!r} in domain {domain!r}")
+    keyed = corrupted.assign(family=[families.get((c, m), f"{m} other")
+                                     for c, m in zip(corrupted["corruption"], corrupted["modality"], strict=True)])
+    per_cell = strict_mean(keyed, ["family", "corruption", "model", "severity"]).rename("value").reset_index()
+    curves = strict_mean(per_cell, ["family", "model", "severity"])
+    clean = strict_mean(rows[is_clean(rows)], "model")
+    order = sorted(keyed["family"].unique(), key=family_sort_key)
+    plotted = sorted(rows["model"].unique())
+    styles = model_styles(models if models is not None else plotted)
+    top = max(MAX_SEVERITY, int(rows["severity"].max()))
+    fig, axes = _grid(len(order))
+    for ax, family in zip(axes, order, strict=False):
+        for model in plotted:
+            if (family, model) not in curves.index.droplevel("severity"):
+                continue
+            curve = curves.loc[(family, model)]
+            xs, ys = [0, *[int(x) for x in curve.index]], [float(clean.get(model, math.nan)), *[float(y) for y in curve]]
+            ax.plot(xs, ys, **_LINE, **styles[model])
+        n = keyed.loc[keyed["family"] == family, "corruption"].nunique()
+        _style_axis(ax, f"{family} ({n} corruption{'s' if n > 1 else ''})", top)
+    _label_outer(axes[: len(order)], xlabel="severity (0 = clean)")
+    fig.supylabel(f"{metric} (mean over the family)", fontsize=10)
+    fig.suptitle(f"{task}: {metric} vs severity per corruption family (domain {domain})")
+    broken = _nonfinite_models(rows, ["value"])
+    _legend(fig, [_model_handle(m, styles[m], m in broken) for m in plotted])
+    return _save(fig, path)
+
+
+def plot_heatmap(table: pd.DataFrame, path: str | Path, title: str, value_label: str,
+                 low: float = 0.0, high: float = 1.0) -> Path:
+    """A model x column heatmap with every value printed in its cell.
+
+    Args:
+        table: index = models (rows), columns = what is compared, in display order; NaN cells are
+            grey and blank.
+        low, high: the colour scale (red at ``low``, green at ``high``); widened to the data.
+    """
+    data = table.to_numpy(dtype=np.float64)
+    finite = data[np.isfinite(data)]
+    if finite.size:
+        low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    fig = Figure(figsize=(max(MIN_WIDTH, 0.8 * table.shape[1] + 2.8), 0.42 * table.shape[0] + 2.4),
+                 layout="constrained")
     ax = fig.add_subplot()
-    for i, model in enumerate(plotted):
-        offsets = [j + (i - (len(plotted) - 1) / 2) * width for j in range(len(domains))]
-        heights = [float(means.get((model, d), math.nan)) for d in domains]
-        ax.bar(offsets, heights, width=width * 0.95, color=styles[model]["color"], label=_label(model, model in broken))
-    ax.set_xticks(range(len(domains)), [f"{home}\n(in-domain)", *shifted])
-    ax.set_ylabel(metric)
-    ax.set_title(f"{task}: clean {metric} across domains")
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_axisbelow(True)
-    ax.legend(title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    cmap = colormaps["RdYlGn"].with_extremes(bad="0.85")
+    image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=low, vmax=high, aspect="auto")
+    ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns], rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(table.shape[0]), [str(i) for i in table.index], fontsize=9)
+    for (i, j), value in np.ndenumerate(data):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(image, ax=ax, label=value_label, shrink=0.8)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_image_gallery(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], path: str | Path,
+                       title: str = "") -> Path:
+    """A grid of images: one row per ``(label, [(column label, HxWx3 uint8 image), ...])``.
+
+    Rows may have different lengths; empty slots are hidden.
+    """
+    ncols = max(len(cells) for _, cells in rows)
+    fig = Figure(figsize=(1.25 * ncols + 1.6, 1.3 * len(rows) + 0.6), layout="constrained")
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    for r, (label, cells) in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(cells):
+                ax.set_visible(False)
+                continue
+            caption, image = cells[c]
+            ax.imshow(np.asarray(image), interpolation="nearest")
+            ax.set_title(caption, fontsize=7)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
 

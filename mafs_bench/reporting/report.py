@@ -52,7 +52,8 @@ def write_report(
     * ``leaderboard.csv`` and ``leaderboard.md`` (all tasks);
     * ``robustness_curves.png`` for each task with corrupted rows;
     * ``fusion_weights.png`` when ``fusion_weights.csv`` has corrupted rows;
-    * ``domain_shift.png`` for each task with shifted-domain rows.
+    * ``domain_shift.png`` for each task with shifted-domain rows: curves of the clean score
+      across domains (in the suite's ``shifted_domains`` order) and against style strength.
 
     When a figure applies to more than one task it is written per task as
     ``<name>_<task>.png``, and ``<name>.png`` is also kept as a copy of the first task's
@@ -77,7 +78,8 @@ def write_report(
 
     items_path = out / ITEMS_FILE
     items = read_items(items_path) if items_path.is_file() else None  # older runs: no intervals
-    board = build_leaderboard(metrics, primary, domain, items=items, meta=read_run_meta(out))
+    meta = read_run_meta(out)
+    board = build_leaderboard(metrics, primary, domain, items=items, meta=meta)
     written = write_leaderboard(board, out, metrics, domain, corruptions_seen_in_training(out))
 
     def metric_rows(task: str) -> pd.DataFrame:
@@ -100,11 +102,12 @@ def write_report(
             lambda task, path: plot_fusion_weights(weights, path, task, domain, palette),
         )
     shift_tasks = [t for t in tasks if _has_shift(metrics, metric_rows(t), t, domain)]
+    order = list(((meta.get("suite") or {}).get("dataset") or {}).get("shifted_domains") or [])
     written += _per_task(
         out,
         "domain_shift",
         shift_tasks,
-        lambda task, path: plot_domain_shift(metrics, task, primary[task], path, domain, palette),
+        lambda task, path: plot_domain_shift(metrics, task, primary[task], path, domain, palette, order),
     )
     return written
 

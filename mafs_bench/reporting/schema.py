@@ -35,11 +35,17 @@ METRICS_COLUMNS: Final[tuple[str, ...]] = (
     "domain",
     "corruption",
     "modality",
+    "corrupted",
     "severity",
     "metric",
     "value",
 )
-"""Columns of ``metrics.csv``, in file order."""
+"""Columns of ``metrics.csv``, in file order. ``corrupted`` says what the cell's corruption
+altered for the task (``Task.corrupted_input``): ``none`` (clean), ``images``, ``captions``,
+``caption_pairs`` (captions paired with other images), ``questions``, ``question_pairs``."""
+
+DEFAULT_CORRUPTED: Final[dict[str, str]] = {"none": "none", "image": "images", "text": "captions", "pair": "caption_pairs"}
+"""``corrupted`` of a row by its modality in files written before the column existed (retrieval only)."""
 
 WEIGHTS_COLUMNS: Final[tuple[str, ...]] = (
     "model",
@@ -94,9 +100,9 @@ WEIGHTS_KEY: Final[tuple[str, ...]] = WEIGHTS_COLUMNS[: -len(WEIGHT_VALUES)]
 #: columns a file may lack (older layouts), with the value they read as
 _OPTIONAL: Final = {"seed": "0", "h_v": "nan", "h_t": "nan", "agreement": "nan", "a_v": "nan", "a_t": "nan"}
 
-_METRICS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "metric")
+_METRICS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "corrupted", "metric")
 _WEIGHTS_STR: Final = ("model", "task", "domain", "corruption", "modality", "sample_id")
-_ITEMS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "query")
+_ITEMS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "corrupted", "query")
 _NAN_SPELLINGS: Final = ("", "nan")
 _MAX_LISTED: Final = 5
 
@@ -137,6 +143,22 @@ def read_weights(path: str | Path) -> pd.DataFrame:
     return validate_weights(_read_csv(Path(path)), source=str(path))
 
 
+def read_cues(path: str | Path) -> pd.DataFrame:
+    """Read a runner ``fusion_cues.csv`` (per-cell means of the weights and cues, with ``samples``)
+    as a weights frame: one row per (model, seed, task, cell) with ``sample_id`` ``"mean"``, so the
+    weight plots read it like ``fusion_weights.csv`` (means over equal-sized cells are the same).
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        SchemaError: As for :func:`read_weights` (the ``samples`` column is required too).
+    """
+    frame = _read_csv(Path(path))
+    if "samples" not in frame.columns:
+        raise SchemaError(f"{path}: columns do not match the schema; missing: ['samples']")
+    frame = frame.drop(columns="samples").assign(sample_id="mean")
+    return validate_weights(frame, source=str(path))
+
+
 def read_items(path: str | Path) -> pd.DataFrame:
     """Read and validate a runner items file (:data:`ITEMS_KEY` then value columns).
 
@@ -153,7 +175,10 @@ def read_items(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path}")
     header = pd.read_csv(path, nrows=0).columns.tolist()
-    _check_columns([c for c in header if c in ITEMS_KEY], ITEMS_KEY, str(path))
+    keys = [c for c in header if c in ITEMS_KEY]
+    if "corrupted" not in keys:  # written before the column existed: validate_items fills it
+        keys.append("corrupted")
+    _check_columns(keys, ITEMS_KEY, str(path))
     values = [c for c in header if c not in ITEMS_KEY]
     dtypes = {**{c: str for c in _ITEMS_STR}, **{c: "float64" for c in values}}
     try:
@@ -166,6 +191,8 @@ def read_items(path: str | Path) -> pd.DataFrame:
 def validate_items(frame: pd.DataFrame, source: str = "items frame") -> pd.DataFrame:
     """Check an items frame (:data:`ITEMS_KEY` plus float value columns) and return a
     normalised copy with the key columns first."""
+    if "corrupted" not in frame.columns and "modality" in frame.columns:
+        frame = frame.assign(corrupted=frame["modality"].map(DEFAULT_CORRUPTED).fillna(""))
     values = [c for c in frame.columns if c not in ITEMS_KEY]
     out = frame.loc[:, [*ITEMS_KEY, *values]].reset_index(drop=True)
     _check_columns(out.columns[: len(ITEMS_KEY)], ITEMS_KEY, source)
@@ -202,6 +229,33 @@ def validate_weights(frame: pd.DataFrame, source: str = "weights frame") -> pd.D
     _check_modalities(out, source)
     _check_unique(out, WEIGHTS_KEY, source)
     return out
+
+
+STRENGTH_SEP: Final[str] = "@"
+"""Separator of a shifted domain's name and its style strength in the ``domain`` column."""
+
+
+def domain_label(domain: str, strength: float) -> str:
+    """The ``domain`` value of a shifted domain's clean cell at a style strength.
+
+    Strength 1 (the shifted domain itself) keeps the plain name, so runs without strengths read
+    as before; any other strength is ``"<domain>@<strength:g>"``, e.g. ``outline@0.5``.
+    """
+    return domain if strength == 1.0 else f"{domain}{STRENGTH_SEP}{strength:g}"
+
+
+def split_domain(label: str) -> tuple[str, float]:
+    """Inverse of :func:`domain_label`: ``"outline@0.5"`` -> ``("outline", 0.5)``, ``"outline"`` ->
+    ``("outline", 1.0)``. A suffix that is not a number in [0, 1] is part of the name."""
+    name, sep, tail = str(label).rpartition(STRENGTH_SEP)
+    if sep:
+        try:
+            strength = float(tail)
+        except ValueError:
+            return str(label), 1.0
+        if 0.0 <= strength <= 1.0 and name:
+            return name, strength
+    return str(label), 1.0
 
 
 def is_clean(frame: pd.DataFrame) -> pd.Series:
@@ -315,6 +369,8 @@ def _normalise(
     for column, default in _OPTIONAL.items():
         if column in columns and column not in frame.columns:
             frame[column] = default
+    if "corrupted" in columns and "corrupted" not in frame.columns and "modality" in frame.columns:
+        frame["corrupted"] = frame["modality"].map(DEFAULT_CORRUPTED).fillna("")
     _check_columns(frame.columns, columns, source)
     out = frame.loc[:, list(columns)].reset_index(drop=True)
     for column in str_columns:

@@ -1,15 +1,18 @@
 """Run a suite: build data and models, evaluate every cell, write results, then the report.
 
 A cell is (domain, corruption, severity): the clean cell of the in-domain set, every
-(corruption, severity) of it, and the clean cell of each shifted domain. Each side of a cell
+(corruption, severity) of it, and the clean cell of each shifted domain at each of the suite's
+``dataset.shifted_strengths`` (named ``<domain>@<strength>`` below strength 1; see
+:func:`mafs_bench.reporting.schema.domain_label`). Each side of a cell
 is encoded once and shared by every method and task; an image corruption reuses the clean text
 features and vice versa, so nothing is encoded twice within a run.
 
 Results (see :mod:`mafs_bench.reporting.schema`) are rewritten after every cell, so a run that
 stops part way keeps everything computed so far:
 
-* ``metrics.csv``: ``model,seed,task,dataset,domain,corruption,modality,severity,metric,value``
-  (``seed``: the fusion heads' training seed);
+* ``metrics.csv``: ``model,seed,task,dataset,domain,corruption,modality,corrupted,severity,metric,value``
+  (``seed``: the fusion heads' training seed; ``corrupted``: what the corruption altered for the
+  task, :meth:`mafs_bench.tasks.Task.corrupted_input`, e.g. ``images``, ``questions``);
 * ``fusion_weights.csv``: per-sample ``alpha_v, alpha_t`` and the cues behind them, for methods
   that have them;
 * ``fusion_cues.csv``: their per-cell means (one row per model, seed, task and cell);
@@ -17,8 +20,10 @@ stops part way keeps everything computed so far:
   seed, task and cell, the input of the bootstrap intervals
   (:data:`mafs_bench.reporting.schema.ITEMS_KEY`);
 * ``run.json``: the resolved suite, seeds, versions, git commit, device, timings, the
-  training recipe (``training``: steps, seeds, ``augmentations``, ``corruptions_seen``), and
-  ``items``: per task, how each metric decomposes into per-item score columns.
+  training recipe (``training``: steps, seeds, ``augmentations``, ``corruptions_seen``),
+  ``items``: per task, how each metric decomposes into per-item score columns, and
+  ``corruptions``: each evaluated corruption's modality and family (for the report's families);
+* ``gallery.png`` / ``gallery.json``: the first sample in every cell (:mod:`.gallery`).
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ from ..data import DataMissingError, ImageTextData, create_dataset
 from ..models.backends import ModelBundle, WeightsMissingError, create_backend
 from ..models.backends.base import ProgressFactory
 from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
-from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES
-from ..tasks import EncodedCell, ItemScores, TaskResult, create_task
+from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES, domain_label
+from ..tasks import EncodedCell, ItemScores, QuestionSet, Task, TaskResult, create_task
+from .gallery import corruption_info, write_gallery
 from .suite import Suite
 
 CLEAN = "none"
@@ -56,11 +62,17 @@ class PreflightError(RuntimeError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One evaluation cell."""
+    """One evaluation cell; ``strength`` < 1 only on a shifted domain's clean cell (style strength)."""
 
     domain: str
     corruption: str
     severity: int
+    strength: float = 1.0
+
+    @property
+    def label(self) -> str:
+        """The cell's ``domain`` in the results files (``outline``, ``outline@0.5``)."""
+        return domain_label(self.domain, self.strength)
 
     @property
     def modality(self) -> str:
@@ -88,10 +100,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def plan_cells(suite: Suite, in_domain: str) -> list[Cell]:
-    """Clean in-domain cell, every (corruption, severity), then each shifted domain's clean cell."""
+    """Clean in-domain cell, every (corruption, severity), then each shifted domain's clean cell at
+    each strength (weakest first)."""
     cells = [Cell(in_domain, CLEAN, 0)]
     cells += [Cell(in_domain, c, s) for c in suite.corruptions for s in suite.severities]
-    cells += [Cell(d, CLEAN, 0) for d in suite.dataset.shifted_domains if d != in_domain]
+    cells += [Cell(d, CLEAN, 0, strength) for d in suite.dataset.shifted_domains if d != in_domain
+              for strength in suite.dataset.shifted_strengths]
     return cells
 
 
@@ -131,12 +145,39 @@ def corrupt_images(data: ImageTextData, cell: Cell, seed: int, device: torch.dev
 
 def corrupt_captions(data: ImageTextData, cell: Cell, seed: int) -> list[str]:
     """The cell's captions (text corruptions per caption; pair corruptions across the set)."""
+    return corrupt_texts(data.captions, data.caption_ids, data.caption_image, cell, seed)
+
+
+def corrupt_questions(data: ImageTextData, cell: Cell, seed: int) -> list[str]:
+    """The cell's questions: text corruptions per question (seeded by ``question_ids``); pair
+    corruptions across the set, grouped by image, so a question is paired with another image's."""
+    return corrupt_texts(data.questions, data.question_ids, data.question_image, cell, seed)
+
+
+def corrupt_texts(texts: list[str], ids: np.ndarray, owner: np.ndarray, cell: Cell, seed: int) -> list[str]:
+    """Texts of a cell: corrupted per text (text cells) or across the set grouped by ``owner``
+    image (pair cells); the texts themselves otherwise."""
     if cell.modality == "text":
-        return corruptions.apply_batch(cell.corruption, data.captions, cell.severity, seed=seed, sample_ids=data.caption_ids)
+        return corruptions.apply_batch(cell.corruption, texts, cell.severity, seed=seed, sample_ids=ids)
     if cell.modality == "pair":
-        return corruptions.apply_batch(cell.corruption, data.captions, cell.severity, seed=seed,
-                                       sample_ids=data.caption_ids, groups=data.caption_image.tolist())
-    return data.captions
+        return corruptions.apply_batch(cell.corruption, texts, cell.severity, seed=seed, sample_ids=ids,
+                                       groups=owner.tolist())
+    return texts
+
+
+def check_data(data: ImageTextData, tasks: dict[str, Task]) -> ImageTextData:
+    """``data``, checked to hold what every task of the suite reads.
+
+    Raises:
+        PreflightError: a task needs captions or question-answer pairs the data lacks; the
+            message names the task, the data set and the domain.
+    """
+    for name, task in tasks.items():
+        try:
+            data.check_for(task.needs)
+        except ValueError as err:
+            raise PreflightError(f"task {name} cannot run on this data: {err}") from None
+    return data
 
 
 def git_commit() -> str | None:
@@ -222,7 +263,8 @@ def weights_frame(common: dict[str, Any], weights: dict[str, np.ndarray]) -> pd.
 def items_frame(common: dict[str, Any], items: list[ItemScores], data: ImageTextData) -> pd.DataFrame:
     """Rows of the items file for one (model, seed, task, cell): one per query of each
     :class:`ItemScores`, its ``item`` the dataset id of the query's image or caption."""
-    ids = {"image": np.asarray(data.image_ids, dtype=np.int64), "caption": np.asarray(data.caption_ids, dtype=np.int64)}
+    ids = {"image": np.asarray(data.image_ids, dtype=np.int64), "caption": np.asarray(data.caption_ids, dtype=np.int64),
+           "question": np.asarray(data.question_ids, dtype=np.int64)}
     frames = []
     for part in items:
         side = ids[part.side] if part.positions is None else ids[part.side][np.asarray(part.positions, dtype=np.int64)]
@@ -257,7 +299,7 @@ def warn_nonfinite(log: Callable[[str], None], result: TaskResult, model: str, t
     count = result.extra.get("nonfinite_scores", result.metrics.get("nonfinite_scores", 0))
     if count:
         where = "clean" if cell.corruption == CLEAN else f"{cell.corruption}@{cell.severity}"
-        log(f"[warning] model {model}, task {task}, cell {where} (domain {cell.domain}): "
+        log(f"[warning] model {model}, task {task}, cell {where} (domain {cell.label}): "
             f"{int(count)} scores are NaN/inf; they count as misses")
 
 
@@ -293,6 +335,9 @@ def preflight(suite: Suite) -> tuple[Any, Any]:
         for d in wanted + suite.dataset.shifted_domains:
             if d not in dataset.domains:
                 problems.append(f"suite field dataset domain {d!r}: dataset {suite.dataset.name} has domains {list(dataset.domains)}")
+        if suite.dataset.shifted_strengths != [1.0] and not dataset.continuous_shift:
+            problems.append(f"suite field dataset.shifted_strengths {suite.dataset.shifted_strengths}: dataset "
+                            f"{suite.dataset.name} has no continuous shift strength; use [1.0] (the default)")
     if problems:
         raise PreflightError("\n".join(f"- {p}" for p in problems))
     return dataset, backend
@@ -307,14 +352,20 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     out_dir.mkdir(parents=True, exist_ok=True)
     in_domain = suite.dataset.domain or dataset.domains[0]
     tasks = {t.name: create_task(t.name, **t.options) for t in suite.tasks}
+    needs = {t.needs for t in tasks.values()}
+    task_models = {name: suite.models_for(name) for name in tasks}
 
     log(f"[models] backend {suite.backend.name} on {device}: {', '.join(suite.models)}")
+    skipped = suite.skipped()
+    for note in skipped:
+        log(f"[models] skipping {note['model']} on task {note['task']}: {note['reason']}")
     timings: dict[str, float] = {}
     tick = time.time()
     seeds = suite.training_seeds
-    bundle: ModelBundle = backend.build(dataset, suite.models, device, progress, seeds)
+    bundle: ModelBundle = backend.build(dataset, suite.models, device, progress, seeds, task_models)
     timings["models"] = round(time.time() - tick, 1)
-    task_methods = {name: {(seed, m): method for seed, methods in bundle.methods.items() for m, method in methods.items()}
+    task_methods = {name: {(seed, m): method for seed, methods in bundle.methods_for(name).items()
+                           for m, method in methods.items() if m in task_models[name]}
                     for name in tasks}
     for name, task in tasks.items():  # task-specific heads (caption decoders), trained or loaded
         tick = time.time()
@@ -336,7 +387,8 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             "dataset": {"name": suite.dataset.name, **dataset.describe()},
             "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
             "items": {name: t.item_metrics for name, t in tasks.items()},
-            "skipped_cells": skipped_cells,
+            "task_models": task_models, "skipped": skipped, "skipped_cells": skipped_cells,
+            "corruptions": corruption_info(suite.corruptions),
             "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
 
@@ -347,30 +399,48 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     shared: dict[Any, Any] = {}
     update = progress("evaluate cells", len(cells))
     scale = float(bundle.encoder.logit_scale.detach())
+    clean_questions: dict[int, Any] = {}
     task_seconds = dict.fromkeys(tasks, 0.0)  # evaluation time per task (encoding the cells excluded)
     try:
         for done, cell in enumerate(cells):
-            if cell.domain not in data_by_domain:
-                data_by_domain[cell.domain] = dataset.load(cell.domain)
-            data = data_by_domain[cell.domain]
-            if cell.domain not in clean_images:
-                clean_images[cell.domain] = bundle.encoder.encode_images(data.images)
-            text_key = hash(tuple(data.captions))
-            if text_key not in clean_texts:
-                clean_texts[text_key] = bundle.encoder.encode_texts(data.captions)
-            img_f, txt_f = clean_images[cell.domain], clean_texts[text_key]
+            if cell.label not in data_by_domain:
+                data_by_domain[cell.label] = check_data(
+                    dataset.load(cell.domain) if cell.strength == 1.0 else dataset.load_shifted(cell.domain, cell.strength, in_domain),
+                    tasks)
+            data = data_by_domain[cell.label]
+            if cell.label not in clean_images:
+                clean_images[cell.label] = bundle.encoder.encode_images(data.images)
+            img_f = clean_images[cell.label]
             if cell.modality == "image":
                 img_f = bundle.encoder.encode_images(corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend))
-            elif cell.modality in ("text", "pair"):
-                txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
-            encoded = EncodedCell(img_f, txt_f, data.caption_image, scale, shared=shared,
-                                  images_recur=cell.modality != "image", texts_recur=cell.modality not in ("text", "pair"),
-                                  data=data)
+            txt_f, questions = None, None
+            if "captions" in needs:
+                text_key = hash(tuple(data.captions))
+                if text_key not in clean_texts:
+                    clean_texts[text_key] = bundle.encoder.encode_texts(data.captions)
+                txt_f = clean_texts[text_key]
+                if cell.modality in ("text", "pair"):
+                    txt_f = bundle.encoder.encode_texts(corrupt_captions(data, cell, suite.seed))
+            if "qa" in needs:
+                q_key = hash(tuple(data.questions))
+                if q_key not in clean_questions:
+                    clean_questions[q_key] = bundle.encoder.encode_texts(data.questions)
+                q_f = clean_questions[q_key]
+                if cell.modality in ("text", "pair"):
+                    q_f = bundle.encoder.encode_texts(corrupt_questions(data, cell, suite.seed))
+                questions = QuestionSet(q_f, data.question_image, data.answers, data.question_types,
+                                        recur=cell.modality not in ("text", "pair"))
+            if txt_f is None:  # no task reads captions: an empty caption set
+                txt_f = bundle.encoder.encode_texts([])
+            encoded = EncodedCell(img_f, txt_f, data.caption_image if "captions" in needs else np.zeros(0, np.int64), scale,
+                                  shared=shared, images_recur=cell.modality != "image",
+                                  texts_recur=cell.modality not in ("text", "pair"), questions=questions, data=data)
             metric_rows: list[dict[str, Any]] = []
             weight_rows: list[dict[str, Any]] = []
             item_rows: list[pd.DataFrame] = []
             for task_name, task in tasks.items():
-                if task.skip_reason(cell.modality) is not None:
+                corrupted = task.corrupted_input(cell.modality)
+                if corrupted is None:  # e.g. a text corruption for a task that reads no text (skipped_cells)
                     continue
                 task_tick = time.time()
                 results = task.evaluate_methods(encoded, task_methods[task_name])
@@ -378,8 +448,8 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
                 for (seed, model_name), result in results.items():
                     warn_nonfinite(log, result, f"{model_name} (seed {seed})", task_name, cell)
                     common = {"model": model_name, "seed": seed, "task": task_name, "dataset": data.name,
-                              "domain": cell.domain, "corruption": cell.corruption, "modality": cell.modality,
-                              "severity": cell.severity}
+                              "domain": cell.label, "corruption": cell.corruption, "modality": cell.modality,
+                              "corrupted": corrupted, "severity": cell.severity}
                     metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
                     if result.weights is not None:
                         weight_rows.append(weights_frame(common, result.weights))
@@ -394,6 +464,9 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     timings["evaluate"] = round(time.time() - tick, 1)
     timings.update({f"evaluate_{name}": round(seconds, 1) for name, seconds in task_seconds.items()})
     tick = time.time()
+    shifted = {label: data for label, data in data_by_domain.items() if label != in_domain}
+    if in_domain in data_by_domain:
+        write_gallery(out_dir, data_by_domain[in_domain], shifted, suite.corruptions, suite.severities, suite.seed)
     primary = {**DEFAULT_PRIMARY, **meta["primary_metric"]}
     files = write_report(out_dir, {t: primary[t] for t in tasks}, domain=in_domain)
     timings["report"] = round(time.time() - tick, 1)

@@ -6,6 +6,13 @@ seeds of the fusion heads (``seeds``). ``include: other.yaml`` (a path relative 
 or a list of them) brings in shared settings; keys of the including file win, nested mappings
 merge. Errors name the file, the field and the offending value.
 
+Models and tasks: each fusion method declares the tasks it supports
+(:attr:`mafs_bench.models.fusion.FusionMethod.tasks`). A task entry may list its own ``models``
+(a subset of the suite's); each of them must support the task, or the suite is rejected. Without
+such a list, a task runs every suite model that supports it, and the others are *skipped* for that
+task with a note (printed, and recorded in ``run.json`` as ``skipped``): one model list serves a
+suite of several tasks. A task that no model supports is rejected.
+
 Example::
 
     name: quickstart
@@ -25,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 import corruptions
 
@@ -51,6 +58,11 @@ class DatasetSpec(_Strict):
     name: str
     domain: str | None = None
     shifted_domains: list[str] = Field(default_factory=list)
+    #: style strengths at which each shifted domain is evaluated, in (0, 1]: 1 is the shifted
+    #: domain itself, 0 the clean in-domain cell (always evaluated; a 0 here is dropped). Cells
+    #: below 1 are named ``<domain>@<strength>`` in metrics.csv; datasets without a continuous
+    #: shift (``Dataset.continuous_shift``) take only [1.0].
+    shifted_strengths: list[float] = Field(default_factory=lambda: [1.0])
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -59,6 +71,27 @@ class DatasetSpec(_Strict):
         if v not in DATASETS:
             raise ValueError(DATASETS.unknown_message(v))
         return v
+
+    @field_validator("shifted_strengths")
+    @classmethod
+    def _strengths(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not 0.0 <= x <= 1.0]
+        if bad:
+            raise ValueError(f"shifted_strengths must lie in [0, 1] (0 = in-domain, 1 = the shifted domain); out of range: {bad}")
+        kept = sorted({float(x) for x in v if x > 0.0})
+        if not kept:
+            raise ValueError(f"shifted_strengths needs at least one strength above 0, got {v}")
+        return kept
+
+
+class ReportSpec(_Strict):
+    """``report:`` block: the models the robustness aggregates are measured against
+    (:mod:`mafs_bench.reporting.robustness`)."""
+
+    #: reference of CE / mCE / relative mCE (ImageNet-C used AlexNet); default: the suite's first model
+    reference_model: str | None = None
+    #: baseline of effective robustness; default: the suite's first model
+    baseline_model: str | None = None
 
 
 class BackendSpec(_Strict):
@@ -76,10 +109,15 @@ class BackendSpec(_Strict):
 
 
 class TaskSpec(_Strict):
-    """One entry of ``tasks:``; keys besides ``name`` are the task's options."""
+    """One entry of ``tasks:``; keys besides ``name`` and ``models`` are the task's options.
+
+    ``models`` (optional): the suite's models to evaluate on this task (default: every model of
+    the suite that supports the task, see :meth:`Suite.models_for`).
+    """
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    models: list[str] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -87,7 +125,10 @@ class TaskSpec(_Strict):
         if isinstance(data, str):
             return {"name": data}
         if isinstance(data, dict) and "options" not in data:
-            return {"name": data.get("name"), "options": {k: v for k, v in data.items() if k != "name"}}
+            out = {"name": data.get("name"), "options": {k: v for k, v in data.items() if k not in ("name", "models")}}
+            if "models" in data:
+                out["models"] = data["models"]
+            return out
         return data
 
     @field_validator("name")
@@ -118,6 +159,20 @@ class Suite(_Strict):
     device: str = "auto"
     #: where image corruptions run: "auto" (torch path on CUDA for pointwise/blur ones), "numpy", "torch"
     image_corruption_backend: Literal["auto", "numpy", "torch"] = "auto"
+    report: ReportSpec = Field(default_factory=ReportSpec)
+
+    @field_validator("report")
+    @classmethod
+    def _report_models(cls, v: ReportSpec, info: ValidationInfo) -> ReportSpec:
+        models = info.data.get("models")
+        if models is None:  # models themselves invalid: that error is reported
+            return v
+        names = [m if isinstance(m, str) else getattr(m, "name", m) for m in models]
+        for field_name in ("reference_model", "baseline_model"):
+            value = getattr(v, field_name)
+            if value is not None and value not in names:
+                raise ValueError(f"{field_name} {value!r} is not one of the suite's models {names}")
+        return v
 
     @field_validator("models")
     @classmethod
@@ -183,6 +238,56 @@ class Suite(_Strict):
             except (TypeError, ValueError) as err:
                 raise ValueError(f"tasks[{i}] ({spec.name}): {err}") from None
         return v
+
+    @model_validator(mode="after")
+    def _task_models(self) -> "Suite":
+        """Every task gets at least one model that supports it; a task's own ``models`` list
+        names models of the suite that support the task (else the suite is rejected)."""
+        names = [spec.name for spec in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tasks listed twice: {sorted({n for n in names if names.count(n) > 1})}")
+        for i, spec in enumerate(self.tasks):
+            if spec.models is not None:
+                if not spec.models:
+                    raise ValueError(f"tasks[{i}] ({spec.name}): models must list at least one model")
+                unknown = [m for m in spec.models if m not in self.models]
+                if unknown:
+                    raise ValueError(f"tasks[{i}] ({spec.name}): models {unknown} are not in the suite's models {self.models}")
+                unsupported = [m for m in spec.models if spec.name not in FUSIONS.get(m).tasks]
+                if unsupported:
+                    raise ValueError(f"tasks[{i}] ({spec.name}): models {unsupported} do not support task {spec.name!r} "
+                                     f"({', '.join(f'{m}: {sorted(FUSIONS.get(m).tasks)}' for m in unsupported)})")
+            if not self.models_for(spec.name):
+                raise ValueError(f"tasks[{i}] ({spec.name}): none of the models {self.models} supports task {spec.name!r}")
+        return self
+
+    def task_spec(self, task: str) -> TaskSpec:
+        """The ``tasks:`` entry named ``task`` (KeyError if the suite has none)."""
+        for spec in self.tasks:
+            if spec.name == task:
+                return spec
+        raise KeyError(task)
+
+    def models_for(self, task: str) -> list[str]:
+        """The models evaluated on ``task``, in suite order: the task's own ``models`` list, or
+        else every model of the suite whose fusion method declares the task
+        (:attr:`FusionMethod.tasks`)."""
+        spec = self.task_spec(task)
+        wanted = spec.models if spec.models is not None else self.models
+        return [m for m in self.models if m in wanted and task in FUSIONS.get(m).tasks]
+
+    def skipped(self) -> list[dict[str, str]]:
+        """(model, task, reason) of every suite model not evaluated on a suite task."""
+        out = []
+        for spec in self.tasks:
+            chosen = self.models_for(spec.name)
+            for m in self.models:
+                if m in chosen:
+                    continue
+                reason = (f"{m} does not support task {spec.name} (it supports {', '.join(sorted(FUSIONS.get(m).tasks))})"
+                          if spec.name not in FUSIONS.get(m).tasks else f"not in tasks.{spec.name}.models")
+                out.append({"model": m, "task": spec.name, "reason": reason})
+        return out
 
     @field_validator("version")
     @classmethod

@@ -1,9 +1,9 @@
-"""Tasks (retrieval, captioning; VQA plugs in the same way), registered in :data:`TASKS`."""
+"""Tasks (retrieval, VQA, captioning), registered in :data:`TASKS`."""
 
-from . import captioning, retrieval  # noqa: F401  (registration)
-from .base import TASKS, EncodedCell, ItemScores, MethodKey, Task, TaskResult
+from . import captioning, retrieval, vqa  # noqa: F401  (registration)
+from .base import TASKS, EncodedCell, ItemScores, MethodKey, QuestionSet, Task, TaskResult
 
-__all__ = ["TASKS", "EncodedCell", "ItemScores", "MethodKey", "Task", "TaskResult", "create_task"]
+__all__ = ["TASKS", "EncodedCell", "ItemScores", "MethodKey", "QuestionSet", "Task", "TaskResult", "create_task"]
 
 
 def create_task(name: str, **options: object) -> Task:

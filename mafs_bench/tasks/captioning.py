@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..data.base import subset
 from ..metrics.captioning import CAPTION_METRICS, CaptionScorer
 from ..models.caption_decoder import DecoderShape
 from ..models.caption_training import CaptionTrainConfig, CaptionTrainingSplit, FittedCaptioners, fit_captioners
@@ -79,7 +80,9 @@ class Captioning(Task):
     name: ClassVar[str] = "captioning"
     primary_metric: ClassVar[str] = "CIDEr"
     metric_names: ClassVar[tuple[str, ...]] = CAPTION_METRICS
-    cell_modalities: ClassVar[frozenset[str] | None] = frozenset({"none", "image"})
+    needs: ClassVar[str] = "captions"
+    #: the decoder reads only the image; the references stay clean (no text or pair cells)
+    corrupts: ClassVar[dict[str, str]] = {"none": "none", "image": "images"}
 
     def __init__(self, beam: int = 1, images: int = 200, length_penalty: float = 1.0, max_length: int | None = None,
                  pool: int = 4000, bank: int = 1000, decoder: dict[str, Any] | None = None,
@@ -115,7 +118,7 @@ class Captioning(Task):
         return {"CIDEr": ["CIDEr"], "ROUGE_L": ["ROUGE_L"]}
 
     def skip_reason(self, modality: str) -> str | None:
-        if modality in self.cell_modalities:
+        if self.corrupted_input(modality) is not None:
             return None
         return (f"captioning reads only the image and its references stay clean, so a {modality} corruption "
                 f"has nothing to corrupt")
@@ -228,20 +231,27 @@ class Captioning(Task):
 
 
 def training_split(dataset: Any) -> CaptionTrainingSplit:
-    """The captioned images of the dataset's training split (:meth:`Dataset.training_data`).
+    """The captioned images of the dataset's training split (:meth:`Dataset.train_split`, or
+    :meth:`Dataset.training_data` for a dataset that gives only that), in split order.
 
     Raises:
         ValueError: the dataset has no training split, or none of its images has a caption.
     """
-    got = dataset.training_data()
-    if got is None:
-        raise ValueError(f"captioning trains its decoders on the dataset's training split, but dataset "
-                         f"{type(dataset).__name__} provides none")
-    images, captions, vocab = got
+    split = dataset.train_split() if hasattr(dataset, "train_split") else None
+    if split is not None:
+        per_image: list[list[str]] = [[] for _ in range(len(split.images))]
+        for caption, owner in zip(split.captions, np.asarray(split.caption_image).tolist()):
+            per_image[owner].append(caption)
+        images, captions, vocab = split.images, per_image, dataset.vocabulary()
+    else:
+        got = dataset.training_data() if hasattr(dataset, "training_data") else None
+        if got is None:
+            raise ValueError(f"captioning trains its decoders on the dataset's training split, but dataset "
+                             f"{type(dataset).__name__} provides none")
+        images, captions, vocab = got
     keep = [i for i, caps in enumerate(captions) if len(caps) > 0]
     if not keep:
         raise ValueError(f"captioning: the training split of {type(dataset).__name__} has no captions")
     if len(keep) != len(captions):
-        images = images[keep] if isinstance(images, np.ndarray) else [images[i] for i in keep]
-        captions = [captions[i] for i in keep]
+        images, captions = subset(images, keep), [captions[i] for i in keep]
     return CaptionTrainingSplit(images, [list(c) for c in captions], list(vocab) if vocab else None)

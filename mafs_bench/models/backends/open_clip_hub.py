@@ -121,7 +121,11 @@ class OpenClipBackend(Backend):
         return None
 
     def build(self, dataset: Any, models: list[str], device: torch.device, progress: ProgressFactory,
-              seeds: list[int]) -> ModelBundle:
+              seeds: list[int], tasks: dict[str, list[str]] | None = None) -> ModelBundle:
+        trained_tasks = sorted(t for t in (tasks or {}) if t != "retrieval")
+        if trained_tasks:
+            raise WeightsMissingError(f"backend 'open_clip' has no heads for tasks {trained_tasks} (they need training "
+                                      f"on this encoder's features); use backend 'embedded' for them")
         problems = self.preflight(models)
         if problems:
             raise WeightsMissingError("; ".join(problems))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..encoder import ImageFeatures, TextFeatures
-from .base import FUSIONS, FusionMethod, PairOutput, PairSignals, Prepared
+from .base import FUSIONS, AnswerOutput, AnswerSpace, FusionMethod, PairOutput, PairSignals, Prepared
 from .blocks import FusionStack, end_token
 from .caption_blocks import CrossAttentionConditioner
 
@@ -30,6 +30,7 @@ class ClsCrossAttentionFusion(FusionMethod):
     """Trainable text layer, then [CLS]-query fusion layers (:class:`FusionStack`) and ITM head."""
 
     network = "cls_cross_attention"
+    tasks = frozenset({"retrieval", "vqa", "captioning"})
 
     def __init__(self, image_width: int, text_width: int, width: int = 128, heads: int = 8, layers: int = 1,
                  ffn_ratio: int = 2, **options: Any) -> None:
@@ -68,6 +69,17 @@ class ClsCrossAttentionFusion(FusionMethod):
     def pair_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> PairOutput:
         h = self.stack(txt["cls"], img, None, txt.get("q0"))  # (G, C, 1, W)
         return PairOutput(self.itm(h[:, :, 0]))
+
+    def setup_answers(self, space: AnswerSpace, embed_dim: int) -> None:
+        """VQA: the fused [CLS] of the question is classified over the answers (ALBEF and BLIP
+        fine-tune an answer decoder for VQA; a classifier over the frequent answers is the
+        common simplification, e.g. in ALBEF's ablations and most VQAv2 baselines)."""
+        self.itm = nn.Linear(self.itm.in_features, len(space.answers))
+        self.answer_space = space
+
+    def answer_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> AnswerOutput:
+        h = self.stack(txt["cls"], img, None, txt.get("q0"))
+        return AnswerOutput(self.itm(h[:, :, 0]))
 
 
 @FUSIONS.register("albef")

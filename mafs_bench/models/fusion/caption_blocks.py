@@ -264,3 +264,58 @@ class PrefixConditioner(CaptionConditioner):
 
     def prefix(self, prep: Prepared) -> torch.Tensor:
         return prep["prefix"]
+
+
+class StreamConditioner(CaptionConditioner):
+    """The late-fusion peers in a caption decoder (``concat_mlp``, ``gmu``), on two streams per layer.
+
+    As in :mod:`.streams`: the language stream ``x_t = h`` (each position's state) and the image
+    stream ``x_v = LN(CrossAttn(h, V))`` (the image tokens pooled by attention from that
+    position). Then, by ``mode``:
+
+    * ``"concat"``: ``h = LN(h + MLP([x_v; x_t]))`` (late fusion by concatenation);
+    * ``"gmu"``: ``z = sigmoid(W_z [x_v; x_t])``, ``g = z * tanh(W_v x_v) + (1 - z) * tanh(W_t x_t)``,
+      ``h = LN(h + W_o g)`` (Arevalo et al. 2017's gated unit, one gate per hidden unit).
+
+    GMU's gate varies per position of the caption; it is not reported as a per-image weight.
+
+    Args:
+        image_width: width of the image tokens; width, heads, layers: the decoder's.
+        mode: ``"concat"`` or ``"gmu"``.
+        hidden: hidden width of the MLP / the gated unit (default ``width``, so that the decoder keeps
+            an FFN within the common parameter budget).
+    """
+
+    def __init__(self, image_width: int, width: int, heads: int, layers: int, mode: str,
+                 hidden: int | None = None) -> None:
+        super().__init__(width, layers)
+        if mode not in ("concat", "gmu"):
+            raise ValueError(f"stream conditioner mode must be 'concat' or 'gmu', got {mode!r}")
+        hidden = hidden or width
+        self.mode = mode
+        self.cross = nn.ModuleList(CrossAttention(width, image_width, width, heads) for _ in range(layers))
+        self.image_norm = nn.ModuleList(nn.LayerNorm(width) for _ in range(layers))
+        self.norm = nn.ModuleList(nn.LayerNorm(width) for _ in range(layers))
+        if mode == "concat":
+            self.fusion = nn.ModuleList(nn.Sequential(nn.Linear(2 * width, hidden), nn.GELU(), nn.Linear(hidden, width))
+                                        for _ in range(layers))
+        else:
+            self.gate = nn.ModuleList(nn.Linear(2 * width, hidden) for _ in range(layers))
+            self.proj_v = nn.ModuleList(nn.Linear(width, hidden) for _ in range(layers))
+            self.proj_t = nn.ModuleList(nn.Linear(width, hidden) for _ in range(layers))
+            self.out = nn.ModuleList(nn.Linear(hidden, width) for _ in range(layers))
+
+    def prepare(self, feats: ImageFeatures) -> Prepared:
+        out: Prepared = {}
+        for i, cross in enumerate(self.cross):
+            out[f"k{i}"], out[f"v{i}"] = cross.project_images(feats.tokens)
+        return out
+
+    def fuse(self, layer: int, h: torch.Tensor, prep: Prepared) -> torch.Tensor:
+        x_v = self.image_norm[layer](_attend(self.cross[layer], h, prep[f"k{layer}"], prep[f"v{layer}"]))
+        both = torch.cat([x_v, h], dim=-1)
+        if self.mode == "concat":
+            return self.norm[layer](h + self.fusion[layer](both))
+        z = torch.sigmoid(self.gate[layer](both))
+        g = z * torch.tanh(self.proj_v[layer](x_v)) + (1 - z) * torch.tanh(self.proj_t[layer](h))
+        return self.norm[layer](h + self.out[layer](g))
