@@ -17,17 +17,25 @@ def train(
                               "the package's model zoo (mafs_bench/models/zoo/), replacing stale entries: "
                               "fresh clones then skip training."),
 ) -> None:
-    """Train the suite's encoder and fusion heads (ITM and VQA) into the weights cache (nothing is evaluated)."""
+    """Train the suite's encoder, fusion heads (ITM and VQA) and caption decoders into the weights cache (nothing is evaluated)."""
     from ..models.cache import SHIPPED_ROOT, cache_root, ship_used
     from ..runner import load_suite
-    from ..runner.run import preflight, resolve_device
+    from ..runner.run import fit_tasks, preflight, resolve_device
+    from ..tasks import create_task
 
     with friendly_errors(*known_errors()):
         spec = load_suite(suite)
         dataset, backend = preflight(spec)
+        device = resolve_device(spec.device)
+        task_models = {t.name: spec.models_for(t.name) for t in spec.tasks}
+        tasks = {t.name: create_task(t.name, **t.options) for t in spec.tasks}
         with rich_progress(err_console, progress) as factory:
-            bundle = backend.build(dataset, spec.models, resolve_device(spec.device), factory, spec.training_seeds,
-                                   {t.name: spec.models_for(t.name) for t in spec.tasks})
+            bundle = backend.build(dataset, spec.models, device, factory, spec.training_seeds, task_models)
+            try:
+                fit_tasks(tasks, bundle, dataset, task_models, device, factory)
+            finally:
+                for task in tasks.values():
+                    task.close()
     for key, value in bundle.info.items():
         console.print(f"{key}: {value}", highlight=False)
     console.print(f"Weights cached under {cache_root()}", highlight=False)

@@ -49,7 +49,7 @@ from ..models.backends import ModelBundle, WeightsMissingError, create_backend
 from ..models.backends.base import ProgressFactory
 from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
 from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES, domain_label
-from ..tasks import EncodedCell, ItemScores, QuestionSet, Task, TaskResult, create_task
+from ..tasks import EncodedCell, ItemScores, MethodKey, QuestionSet, Task, TaskResult, create_task
 from .gallery import corruption_info, write_gallery
 from .suite import Suite
 
@@ -278,6 +278,28 @@ def items_frame(common: dict[str, Any], items: list[ItemScores], data: ImageText
     return out
 
 
+def fit_tasks(tasks: dict[str, Task], bundle: ModelBundle, dataset: Any, task_models: dict[str, list[str]],
+              device: torch.device, progress: ProgressFactory) -> tuple[dict[str, dict[MethodKey, Any]], dict[str, float]]:
+    """Each task's methods as ``{(seed, model): method}`` (the bundle's, for the task's models),
+    after :meth:`Task.fit` trained or loaded what the task needs beyond the bundle (captioning:
+    its decoders). What a task's fit reports goes to ``bundle.training[task]``.
+
+    Returns:
+        ``(methods per task, seconds per task whose fit did something)``.
+    """
+    methods: dict[str, dict[MethodKey, Any]] = {}
+    seconds: dict[str, float] = {}
+    for name, task in tasks.items():
+        methods[name] = {(seed, m): method for seed, by_name in bundle.methods_for(name).items()
+                         for m, method in by_name.items() if m in task_models[name]}
+        tick = time.time()
+        fitted = task.fit(bundle, dataset, methods[name], device, progress)
+        if fitted:
+            bundle.training[name] = fitted
+            seconds[name] = round(time.time() - tick, 1)
+    return methods, seconds
+
+
 def skipped_modalities(tasks: dict[str, Any], cells: list[Cell]) -> dict[str, dict[str, str]]:
     """``{task: {modality: why}}`` for the planned cells' modalities a task does not evaluate."""
     out: dict[str, dict[str, str]] = {}
@@ -364,15 +386,8 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     seeds = suite.training_seeds
     bundle: ModelBundle = backend.build(dataset, suite.models, device, progress, seeds, task_models)
     timings["models"] = round(time.time() - tick, 1)
-    task_methods = {name: {(seed, m): method for seed, methods in bundle.methods_for(name).items()
-                           for m, method in methods.items() if m in task_models[name]}
-                    for name in tasks}
-    for name, task in tasks.items():  # task-specific heads (caption decoders), trained or loaded
-        tick = time.time()
-        fitted = task.fit(bundle, dataset, task_methods[name], device, progress)
-        if fitted:
-            bundle.training[name] = fitted
-            timings[f"models_{name}"] = round(time.time() - tick, 1)
+    task_methods, fit_seconds = fit_tasks(tasks, bundle, dataset, task_models, device, progress)
+    timings.update({f"models_{name}": seconds for name, seconds in fit_seconds.items()})
     cells = plan_cells(suite, in_domain)
     skipped_cells = skipped_modalities(tasks, cells)
     for name, reasons in skipped_cells.items():
