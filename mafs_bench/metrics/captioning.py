@@ -43,6 +43,7 @@ __all__ = [
     "JAVA_MISSING_MESSAGE",
     "CaptionScorer",
     "JavaNotFoundError",
+    "MeteorProcess",
     "caption_metrics",
     "caption_metrics_per_item",
 ]
@@ -264,18 +265,20 @@ class CaptionScorer:
       ``EVAL`` line of the set's statistics (as ``Meteor.compute_score``), and the means of
       ROUGE-L and CIDEr-D.
 
-    One METEOR process serves every set; :meth:`close` (or the ``with`` block) ends it.
+    One METEOR process serves every set (and, given as ``meteor``, several scorers); :meth:`close`
+    (or the ``with`` block) ends the scorer's own.
 
     Args:
         references: ``{image id: [reference captions]}``, as for :func:`caption_metrics`
             (at least one item).
+        meteor: a :class:`MeteorProcess` to share (the caller closes it); default: the scorer's own.
 
     Raises:
         ValueError / TypeError: as :func:`caption_metrics` for the references.
         JavaNotFoundError: no ``java`` on PATH.
     """
 
-    def __init__(self, references: Mapping[Hashable, Sequence[str]]) -> None:
+    def __init__(self, references: Mapping[Hashable, Sequence[str]], meteor: MeteorProcess | None = None) -> None:
         if not isinstance(references, Mapping):
             raise TypeError("references must be a dict {image id: [reference captions]}")
         if not references:
@@ -289,7 +292,8 @@ class CaptionScorer:
         self._cider = _CiderItems(self._refs)
         self._tokens: dict[str, str] = {}  # raw prediction -> PTB-tokenized
         self._items: dict[tuple[Hashable, str], dict[str, Any]] = {}  # (id, tokens) -> per-item parts
-        self._meteor: Any = None
+        self._owns_meteor = meteor is None
+        self._meteor = MeteorProcess() if meteor is None else meteor
 
     # -- public ---------------------------------------------------------------------------
 
@@ -335,10 +339,9 @@ class CaptionScorer:
         return {key: self._set_scores({i: self._tokens[p] for i, p in preds.items()}) for key, preds in sets.items()}
 
     def close(self) -> None:
-        """End the METEOR process (if one was started)."""
-        if self._meteor is not None:
-            _close_meteor(self._meteor)
-            self._meteor = None
+        """End the scorer's own METEOR process (if it started one; a shared one is the caller's)."""
+        if self._owns_meteor:
+            self._meteor.close()
 
     def __enter__(self) -> CaptionScorer:
         return self
@@ -354,13 +357,6 @@ class CaptionScorer:
 
     # -- parts ----------------------------------------------------------------------------
 
-    def _meteor_process(self) -> Any:
-        if self._meteor is None:
-            from pycocoevalcap.meteor.meteor import Meteor
-
-            self._meteor = Meteor()
-        return self._meteor
-
     def _add_items(self, items: list[tuple[Hashable, str]]) -> None:
         """Per-item parts of new (id, tokenized prediction) pairs."""
         if not items:
@@ -369,37 +365,11 @@ class CaptionScorer:
         from pycocoevalcap.rouge.rouge import Rouge
 
         rouge = Rouge()
-        stats = self._meteor_stats(items)
+        stats = self._meteor.stats([(hyp, self._refs[i]) for i, hyp in items])
         for (i, hyp), stat in zip(items, stats):
             self._items[(i, hyp)] = {"bleu": bleu_cook_test(hyp, self._bleu_refs[i]), "meteor": stat,
                                      "ROUGE_L": rouge.calc_score([hyp], self._refs[i]),
                                      "CIDEr": self._cider.score(i, hyp)}
-
-    def _meteor_stats(self, items: list[tuple[Hashable, str]], chunk: int = 64) -> list[str]:
-        """METEOR's sufficient statistics of each (id, prediction): the ``SCORE`` lines of
-        pycocoevalcap's ``Meteor._stat``, sent ``chunk`` at a time and then read back (one
-        round trip per chunk instead of per caption; a chunk's lines stay far below a pipe's
-        buffer, so neither side can block the other)."""
-        meteor = self._meteor_process()
-        out: list[str] = []
-        try:
-            with meteor.lock:
-                for start in range(0, len(items), chunk):
-                    part = items[start : start + chunk]
-                    lines = "".join(" ||| ".join(("SCORE", " ||| ".join(self._refs[i]),
-                                                  hyp.replace("|||", "").replace("  ", " "))) + "\n" for i, hyp in part)
-                    meteor.meteor_p.stdin.write(lines.encode())
-                    meteor.meteor_p.stdin.flush()
-                    out += [meteor.meteor_p.stdout.readline().decode().strip() for _ in part]
-        except Exception as error:
-            stderr = _close_meteor(meteor)[-2000:]
-            self._meteor = None
-            raise RuntimeError(f"METEOR (java -jar meteor-1.5.jar) failed: {error!r}\n{stderr}") from error
-        if any(not line for line in out):
-            stderr = _close_meteor(meteor)[-2000:]
-            self._meteor = None
-            raise RuntimeError(f"METEOR (java -jar meteor-1.5.jar) returned no statistics\n{stderr}")
-        return out
 
     def _set_scores(self, tokens: dict[Hashable, str]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         from pycocoevalcap.bleu.bleu_scorer import BleuScorer
@@ -414,16 +384,59 @@ class CaptionScorer:
         for n in range(4):
             corpus[f"Bleu_{n + 1}"] = float(scores[n])
             per_item[f"Bleu_{n + 1}"] = np.asarray(items[n], dtype=np.float64)
-        corpus["METEOR"], per_item["METEOR"] = self._meteor_eval([p["meteor"] for p in parts])
+        corpus["METEOR"], per_item["METEOR"] = self._meteor.evaluate([p["meteor"] for p in parts])
         for name in ("ROUGE_L", "CIDEr"):
             values = np.array([p[name] for p in parts])
             corpus[name], per_item[name] = float(np.mean(values)), values.astype(np.float64)
         return corpus, per_item
 
-    def _meteor_eval(self, stats: list[str]) -> tuple[float, np.ndarray]:
-        """Per-item and corpus METEOR of a set from its items' statistics (pycocoevalcap's
-        ``EVAL`` line of ``Meteor.compute_score``)."""
-        meteor = self._meteor_process()
+
+class MeteorProcess:
+    """One METEOR 1.5 process (pycocoevalcap's ``Meteor``, started on first use), for many
+    prediction sets: :meth:`stats` gives each caption's sufficient statistics and
+    :meth:`evaluate` a set's per-caption and corpus scores, as ``Meteor.compute_score`` does."""
+
+    def __init__(self) -> None:
+        self._meteor: Any = None
+
+    def _process(self) -> Any:
+        if self._meteor is None:
+            _require_java()
+            from pycocoevalcap.meteor.meteor import Meteor
+
+            self._meteor = Meteor()
+        return self._meteor
+
+    def stats(self, pairs: Sequence[tuple[str, Sequence[str]]], chunk: int = 64) -> list[str]:
+        """Statistics of each (tokenized prediction, tokenized references): the ``SCORE`` lines of
+        pycocoevalcap's ``Meteor._stat``, sent ``chunk`` at a time and then read back (one round
+        trip per chunk instead of per caption; a chunk stays far below a pipe's buffer, so
+        neither side can block the other).
+
+        Raises:
+            RuntimeError: the METEOR process failed (its stderr is in the message).
+        """
+        meteor = self._process()
+        out: list[str] = []
+        try:
+            with meteor.lock:
+                for start in range(0, len(pairs), chunk):
+                    part = pairs[start : start + chunk]
+                    lines = "".join(" ||| ".join(("SCORE", " ||| ".join(refs), hyp.replace("|||", "").replace("  ", " ")))
+                                    + "\n" for hyp, refs in part)
+                    meteor.meteor_p.stdin.write(lines.encode())
+                    meteor.meteor_p.stdin.flush()
+                    out += [meteor.meteor_p.stdout.readline().decode().strip() for _ in part]
+        except Exception as error:
+            self._fail(error)
+        if any(not line for line in out):
+            self._fail(RuntimeError("no statistics returned"))
+        return out
+
+    def evaluate(self, stats: Sequence[str]) -> tuple[float, np.ndarray]:
+        """Corpus and per-caption METEOR of a set from its captions' statistics (the ``EVAL``
+        line of ``Meteor.compute_score``)."""
+        meteor = self._process()
         try:
             with meteor.lock:
                 meteor.meteor_p.stdin.write(("EVAL ||| " + " ||| ".join(stats) + "\n").encode())
@@ -431,10 +444,19 @@ class CaptionScorer:
                 items = [float(meteor.meteor_p.stdout.readline().strip()) for _ in stats]
                 score = float(meteor.meteor_p.stdout.readline().strip())
         except Exception as error:
-            stderr = _close_meteor(meteor)[-2000:]
-            self._meteor = None
-            raise RuntimeError(f"METEOR (java -jar meteor-1.5.jar) failed: {error!r}\n{stderr}") from error
+            self._fail(error)
         return score, np.asarray(items, dtype=np.float64)
+
+    def _fail(self, error: Exception) -> None:
+        stderr = _close_meteor(self._meteor)[-2000:] if self._meteor is not None else ""
+        self._meteor = None
+        raise RuntimeError(f"METEOR (java -jar meteor-1.5.jar) failed: {error!r}\n{stderr}") from error
+
+    def close(self) -> None:
+        """End the process (if one was started)."""
+        if self._meteor is not None:
+            _close_meteor(self._meteor)
+            self._meteor = None
 
 
 class _CiderItems:

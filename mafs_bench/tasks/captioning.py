@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ..data.base import subset
-from ..metrics.captioning import CAPTION_METRICS, CaptionScorer
+from ..metrics.captioning import CAPTION_METRICS, CaptionScorer, MeteorProcess
 from ..models.caption_decoder import DecoderShape
 from ..models.caption_training import CaptionTrainConfig, CaptionTrainingSplit, FittedCaptioners, fit_captioners
 from ..models.encoder import ImageFeatures
@@ -109,7 +109,8 @@ class Captioning(Task):
         except TypeError as err:
             raise ValueError(f"captioning train: {err}") from None
         self.fitted: FittedCaptioners | None = None
-        self._scorer: tuple[tuple, CaptionScorer] | None = None
+        self._scorers: dict[tuple, CaptionScorer] = {}  # per reference set (domain)
+        self._meteor = MeteorProcess()  # one METEOR process for the run (its start-up takes seconds)
 
     @property
     def item_metrics(self) -> dict[str, list[str]]:
@@ -217,17 +218,15 @@ class Captioning(Task):
         return captions, out
 
     def _scorer_for(self, references: dict[int, list[str]]) -> CaptionScorer:
-        """The scorer of this reference set (one at a time: a new set closes the previous one)."""
+        """The scorer of this reference set (one per domain; they share the METEOR process)."""
         key = tuple((i, tuple(r)) for i, r in references.items())
-        if self._scorer is None or self._scorer[0] != key:
-            self.close()
-            self._scorer = (key, CaptionScorer(references))
-        return self._scorer[1]
+        if key not in self._scorers:
+            self._scorers[key] = CaptionScorer(references, meteor=self._meteor)
+        return self._scorers[key]
 
     def close(self) -> None:
-        if self._scorer is not None:
-            self._scorer[1].close()
-            self._scorer = None
+        """End the METEOR process (a later evaluation starts a new one)."""
+        self._meteor.close()
 
 
 def training_split(dataset: Any) -> CaptionTrainingSplit:
