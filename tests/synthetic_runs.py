@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mafs_bench.reporting.schema import ITEMS_FILE, ITEMS_KEY, METRICS_COLUMNS
+from mafs_bench.reporting.schema import DEFAULT_CORRUPTED, ITEMS_FILE, ITEMS_KEY, METRICS_COLUMNS
 
 KS = (1, 5, 10)
 I2T = [f"i2t_r{k}" for k in KS]
@@ -43,7 +43,8 @@ def make_items(models: Sequence[str] = tuple(SKILL), seeds: Sequence[int] = (0, 
                         frame[col] = (u < min(1.0, p * (1 + 0.1 * k))).astype(np.float64)
                     for other in (T2I if query == "i2t" else I2T):
                         frame[other] = np.nan
-                    key = dict(zip(ITEMS_KEY[:-2], (model, s, "retrieval", "world", domain, corruption, modality, severity),
+                    key = dict(zip(ITEMS_KEY[:-2], (model, s, "retrieval", "world", domain, corruption, modality,
+                                                    DEFAULT_CORRUPTED[modality], severity),
                                    strict=True))
                     frames.append(frame.assign(**key))
     items = pd.concat(frames, ignore_index=True)

@@ -130,13 +130,13 @@ def check_items_reproduce_metrics(out: Path, metrics: pd.DataFrame) -> None:
     assert i2t[["t2i_r1", "t2i_r3"]].isna().all().all() and t2i[["i2t_r1", "i2t_r3"]].isna().all().all()
     values = items[["i2t_r1", "i2t_r3", "t2i_r1", "t2i_r3"]].to_numpy().ravel()
     assert set(values[~pd.isna(values)].tolist()) <= {0.0, 1.0}
-    key = ["model", "seed", "task", "dataset", "domain", "corruption", "modality", "severity"]
+    key = ["model", "seed", "task", "dataset", "domain", "corruption", "modality", "corrupted", "severity"]
     assert (i2t.groupby(key).size() == n_images).all()
     n_captions = t2i.groupby(key).size()
     assert n_captions.nunique() == 1 and n_captions.iloc[0] >= n_images
     recalls = pd.concat([i2t.groupby(key)[["i2t_r1", "i2t_r3"]].mean(), t2i.groupby(key)[["t2i_r1", "t2i_r3"]].mean()], axis=1)
     recalls["r_mean"] = recalls.mean(axis=1)
-    from_items = recalls.stack().rename("from_items").reset_index().rename(columns={"level_8": "metric"})
+    from_items = recalls.stack().rename("from_items").reset_index().rename(columns={"level_9": "metric"})
     joined = metrics.merge(from_items, on=[*key, "metric"], how="inner")
     assert len(joined) == len(metrics[metrics.metric != "nonfinite_scores"])  # every recall, every cell
     assert (joined["value"] - joined["from_items"]).abs().max() < 5e-7  # metrics.csv keeps 6 significant digits

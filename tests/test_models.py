@@ -70,7 +70,8 @@ def _features(n: int = 6, per: int = 2, width: int = 16, seed: int = 0) -> tuple
 
 
 def test_every_registered_method_is_tested() -> None:
-    assert set(FUSIONS.names()) == {"clip", "mafs", "fixed_sum", "albef", "blip", "itm_head"}, "new method: add it to the tests"
+    assert set(FUSIONS.names()) == {"clip", "mafs", "fixed_sum", "albef", "blip", "itm_head", "concat_mlp", "gmu", "qmf",
+                                    "pdf", "prior"}, "new method: add it to the tests (and to tests/test_vqa.py if it does VQA)"
 
 
 def _reference(n: int = 12, width: int = 16, seed: int = 3) -> ReferencePool:
@@ -103,6 +104,7 @@ def test_fusion_contract_shapes_and_weights(name: str) -> None:
     if out.alpha is not None:
         assert out.alpha.shape == (2, 3, 2)
         assert torch.allclose(out.alpha.sum(-1), torch.ones(2, 3))
+    if name in ("mafs", "fixed_sum") and out.alpha is not None:  # weights with the cues behind them
         assert out.cues is not None and out.cues.shape == (2, 3, 5)
         assert torch.equal(out.cues[..., 2], sig.itc)  # agreement is the pair's ITC cosine
         assert ((out.cues[..., :2] >= 0) & (out.cues[..., :2] <= 1)).all()  # normalised entropies
@@ -197,3 +199,9 @@ def test_encoding_nothing_gives_empty_features_of_the_right_widths() -> None:
     one = enc.encode_texts(["a red circle"])
     assert txt.emb.shape == (0, one.emb.shape[1]) and txt.tokens.shape[0] == 0 and txt.tokens.shape[2] == one.tokens.shape[2]
     assert txt.mask.shape[0] == 0
+
+
+def test_every_fusion_network_has_the_same_parameter_budget_within_one_percent() -> None:
+    counts = {n: sum(p.numel() for p in create_fusion(n, 128, 128).parameters()) for n in FUSED}
+    base = counts["fixed_sum"]
+    assert all(abs(c / base - 1) < 0.01 for c in counts.values()), counts

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from mafs_bench.reporting import plots
+from mafs_bench.reporting.schema import DEFAULT_CORRUPTED
 from mafs_bench.reporting import (
     BASE_COLUMNS,
     METRICS_COLUMNS,
@@ -44,7 +45,9 @@ TEXTURED = {"alpha": 0.5, "beta": 0.25}  # gamma was not run on the shifted doma
 def _row(model: str, task: str, domain: str, *cell: object) -> dict[str, object]:
     """One metrics row; ``cell`` is (corruption, modality, severity, metric, value)."""
     dataset = "shapes" if task == "retrieval" else "shapes_vqa"
-    return dict(zip(METRICS_COLUMNS, (model, 0, task, dataset, domain, *cell), strict=True))
+    corruption, modality, *rest = cell
+    corrupted = {**DEFAULT_CORRUPTED, "text": "captions" if task == "retrieval" else "questions"}[modality]
+    return dict(zip(METRICS_COLUMNS, (model, 0, task, dataset, domain, corruption, modality, corrupted, *rest), strict=True))
 
 
 def make_metrics(with_vqa: bool = False) -> pd.DataFrame:

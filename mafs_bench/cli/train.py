@@ -17,17 +17,28 @@ def train(
                               "the package's model zoo (mafs_bench/models/zoo/), replacing stale entries: "
                               "fresh clones then skip training."),
 ) -> None:
-    """Train the suite's encoder and fusion heads into the weights cache (nothing is evaluated)."""
+    """Train the suite's encoder, fusion heads (ITM and VQA) and caption decoders into the weights cache (nothing is evaluated)."""
     from ..models.cache import SHIPPED_ROOT, cache_root, ship_used
     from ..runner import load_suite
-    from ..runner.run import build_groups, preflight, resolve_device
+    from ..runner.run import build_groups, fit_tasks, group_task_models, preflight, resolve_device
+    from ..tasks import create_task
 
     with friendly_errors(*known_errors()):
         spec = load_suite(suite)
         dataset, groups = preflight(spec)
+        device = resolve_device(spec.device)
+        task_models = {t.name: spec.models_for(t.name) for t in spec.tasks}
+        tasks = {t.name: create_task(t.name, **t.options) for t in spec.tasks}
         with rich_progress(err_console, progress) as factory:
-            bundles = build_groups(groups, dataset, resolve_device(spec.device), factory, spec.training_seeds,
-                                   log=lambda line: console.print(line, highlight=False, markup=False))
+            bundles = build_groups(groups, dataset, device, factory, spec.training_seeds,
+                                   log=lambda line: console.print(line, highlight=False, markup=False),
+                                   task_models=task_models)
+            try:
+                for group, bundle in zip(groups, bundles):
+                    fit_tasks(tasks, bundle, dataset, group_task_models(group, task_models), device, factory)
+            finally:
+                for task in tasks.values():
+                    task.close()
     for group, bundle in zip(groups, bundles):
         if len(groups) > 1:
             console.print(f"backend {group.label}:", highlight=False, markup=False)

@@ -82,7 +82,8 @@ class LazyImages(Sequence):
     def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
         with Image.open(self.paths[index]) as im:
             rgb = im.convert("RGB")
-            return np.asarray(rgb if self.size is None else resize_center_crop(rgb, self.size))
+            # np.array: a writable copy (np.asarray of a PIL image is read-only)
+            return np.array(rgb if self.size is None else resize_center_crop(rgb, self.size))
 
     def to_array(self, workers: int | None = None) -> np.ndarray:
         """Every image (all ``size`` x ``size``) as one (N, size, size, 3) uint8 array, decoded by

@@ -9,7 +9,24 @@ from typing import Any
 import numpy as np
 
 from .base import DATASETS, Dataset, ImageTextData
-from .world import DEFAULT_TEST_SIZE, DOMAINS, WorldConfig, WorldSplit, build_split, caption_ambiguity, vocabulary, with_domain
+from .world import (DEFAULT_TEST_SIZE, DOMAINS, WorldConfig, WorldSplit, build_split, caption_ambiguity, question_type,
+                    vocabulary, with_domain)
+
+#: question ids are ``image_id * QUESTION_ID_STRIDE + k`` for the image's k-th question, so a
+#: question's id (which seeds its corruptions) does not depend on the other images
+QUESTION_ID_STRIDE = 16
+
+
+def world_data(world: WorldSplit, name: str) -> ImageTextData:
+    """A rendered world split as :class:`ImageTextData`: its captions and its question-answer
+    pairs (one reference answer each, typed by :func:`question_type`)."""
+    captions, owner = world.flat_captions()
+    questions, answers, q_owner = world.flat_qa()
+    offsets = np.concatenate([np.arange(len(p)) for p in world.qa]) if world.qa else np.zeros(0, np.int64)
+    q_ids = world.ids[q_owner] * QUESTION_ID_STRIDE + offsets.astype(np.int64)
+    return ImageTextData(name, world.domain, world.images, captions, owner, world.ids,
+                         questions=questions, answers=[[a] for a in answers], question_image=q_owner,
+                         question_types=[question_type(q) for q in questions], question_ids=q_ids)
 
 
 @DATASETS.register("embedded_world")
@@ -48,8 +65,15 @@ class EmbeddedWorld(Dataset):
         if domain not in self.domains:
             raise ValueError(f"embedded_world has no domain {domain!r}; known: {', '.join(self.domains)}")
         world = self._base if domain == self.domains[0] else with_domain(self._base, domain, self.config)
-        captions, owner = world.flat_captions()
-        return ImageTextData(f"embedded_world-{self.split}", domain, world.images, captions, owner, world.ids)
+        return world_data(world, f"embedded_world-{self.split}")
+
+    @cached_property
+    def _train(self) -> WorldSplit:
+        return build_split(self.config, "train", self.domains[0], self.train_size, self.seed)
+
+    def train_split(self) -> ImageTextData:
+        """The world's training split (``train_size`` images, captions and questions)."""
+        return world_data(self._train, "embedded_world-train")
 
     def load_shifted(self, domain: str, strength: float, base: str) -> ImageTextData:
         """``domain`` at style ``strength`` from ``base``: the pixel blend of
@@ -60,13 +84,10 @@ class EmbeddedWorld(Dataset):
         if strength == 1.0:
             return self.load(domain)
         world = with_domain(self._base, base, self.config) if base != self.domains[0] else self._base
-        shifted = with_domain(world, domain, self.config, strength)
-        captions, owner = shifted.flat_captions()
-        return ImageTextData(f"embedded_world-{self.split}", domain, shifted.images, captions, owner, shifted.ids)
+        return world_data(with_domain(world, domain, self.config, strength), f"embedded_world-{self.split}")
 
     def training_data(self) -> tuple[np.ndarray, list[list[str]], list[str]]:
-        train = build_split(self.config, "train", self.domains[0], self.train_size, self.seed)
-        return train.images, train.captions, vocabulary(self.config)
+        return self._train.images, self._train.captions, vocabulary(self.config)
 
     def vocabulary(self) -> list[str]:
         """Every word the world's texts can contain (the tokenizer's vocabulary)."""

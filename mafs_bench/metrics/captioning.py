@@ -31,7 +31,8 @@ unchanged.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -40,7 +41,9 @@ from ._checks import check_item
 __all__ = [
     "CAPTION_METRICS",
     "JAVA_MISSING_MESSAGE",
+    "CaptionScorer",
     "JavaNotFoundError",
+    "MeteorProcess",
     "caption_metrics",
     "caption_metrics_per_item",
 ]
@@ -236,3 +239,294 @@ def caption_metrics_per_item(
     """
     _, per_item = _score(predictions, references)
     return per_item
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class CaptionScorer:
+    """:func:`caption_metrics` of many prediction sets against one fixed reference set.
+
+    A benchmark scores every method, seed and corruption cell against the same references;
+    calling :func:`caption_metrics` for each would start Java two or three times per call
+    (METEOR's start-up alone takes seconds) and redo the same per-caption work. This scorer
+    gives the same numbers (a test holds it to :func:`caption_metrics` at 1e-9) by splitting
+    pycocoevalcap's computation into its parts:
+
+    * the references are PTB-tokenized once; the predictions of :meth:`score_many` in one
+      tokenizer call (the tokenizer works line by line, ``-preserveLines``, so a caption's
+      tokens do not depend on the others);
+    * per (image, tokenized prediction), computed once and kept: BLEU's clipped n-gram
+      counts (pycocoevalcap's ``cook_test``), METEOR's sufficient statistics (its ``SCORE``
+      line), ROUGE-L and CIDEr-D (with the document frequencies of the whole reference set,
+      as :func:`caption_metrics` uses them);
+    * per prediction set: corpus BLEU from the pooled counts (``BleuScorer.compute_score``,
+      ``option="closest"``, as ``Bleu.compute_score``), corpus and per-item METEOR from one
+      ``EVAL`` line of the set's statistics (as ``Meteor.compute_score``), and the means of
+      ROUGE-L and CIDEr-D.
+
+    One METEOR process serves every set (and, given as ``meteor``, several scorers); :meth:`close`
+    (or the ``with`` block) ends the scorer's own.
+
+    Args:
+        references: ``{image id: [reference captions]}``, as for :func:`caption_metrics`
+            (at least one item).
+        meteor: a :class:`MeteorProcess` to share (the caller closes it); default: the scorer's own.
+
+    Raises:
+        ValueError / TypeError: as :func:`caption_metrics` for the references.
+        JavaNotFoundError: no ``java`` on PATH.
+    """
+
+    def __init__(self, references: Mapping[Hashable, Sequence[str]], meteor: MeteorProcess | None = None) -> None:
+        if not isinstance(references, Mapping):
+            raise TypeError("references must be a dict {image id: [reference captions]}")
+        if not references:
+            raise ValueError("no items: a CaptionScorer needs at least one reference item")
+        self.ids = _check_items({i: "" for i in references}, references)
+        _require_java()
+        from pycocoevalcap.bleu.bleu_scorer import cook_refs as bleu_cook_refs
+
+        self._refs = _tokenize({i: list(references[i]) for i in self.ids})
+        self._bleu_refs = {i: bleu_cook_refs(self._refs[i]) for i in self.ids}
+        self._cider = _CiderItems(self._refs)
+        self._tokens: dict[str, str] = {}  # raw prediction -> PTB-tokenized
+        self._items: dict[tuple[Hashable, str], dict[str, Any]] = {}  # (id, tokens) -> per-item parts
+        self._owns_meteor = meteor is None
+        self._meteor = MeteorProcess() if meteor is None else meteor
+
+    # -- public ---------------------------------------------------------------------------
+
+    def score(self, predictions: Mapping[Hashable, str]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """Corpus metrics and per-item scores of one prediction set.
+
+        Args:
+            predictions: ``{image id: caption}`` with exactly the references' ids.
+
+        Returns:
+            ``(corpus, per_item)``: :func:`caption_metrics` and :func:`caption_metrics_per_item`
+            of ``predictions`` (per-item arrays in the predictions' order).
+        """
+        return self.score_many({0: predictions})[0]
+
+    def score_many(self, sets: Mapping[K, Mapping[Hashable, str]]) -> dict[K, tuple[dict[str, float], dict[str, np.ndarray]]]:
+        """:meth:`score` of several prediction sets, tokenizing all their new captions at once.
+
+        Raises:
+            ValueError / TypeError: a set whose ids differ from the references', or a
+                prediction that is not a str (the message names the set).
+            RuntimeError: the tokenizer or METEOR failed.
+        """
+        for key, preds in sets.items():
+            if not isinstance(preds, Mapping):
+                raise TypeError(f"prediction set {key!r} must be a dict {{image id: caption}}")
+            for i, p in preds.items():
+                if not isinstance(p, str):
+                    raise TypeError(f"prediction set {key!r}: prediction of id {i!r} is {type(p).__name__}, not str")
+            missing = [i for i in self.ids if i not in preds]
+            extra = [i for i in preds if i not in self._refs]
+            if missing or extra:
+                raise ValueError(f"prediction set {key!r}: ids differ from the references'; "
+                                 f"{len(missing)} reference id(s) have no prediction: {_first(missing)}; "
+                                 f"{len(extra)} prediction id(s) have no references: {_first(extra)}")
+        new_raw = list(dict.fromkeys(p for preds in sets.values() for p in preds.values() if p not in self._tokens))
+        if new_raw:
+            tokenized = _tokenize({k: [p] for k, p in enumerate(new_raw)})
+            self._tokens.update((p, tokenized[k][0]) for k, p in enumerate(new_raw))
+        new_items = list(dict.fromkeys((i, self._tokens[p]) for preds in sets.values() for i, p in preds.items()
+                                       if (i, self._tokens[p]) not in self._items))
+        self._add_items(new_items)
+        return {key: self._set_scores({i: self._tokens[p] for i, p in preds.items()}) for key, preds in sets.items()}
+
+    def close(self) -> None:
+        """End the scorer's own METEOR process (if it started one; a shared one is the caller's)."""
+        if self._owns_meteor:
+            self._meteor.close()
+
+    def __enter__(self) -> CaptionScorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001  (interpreter shutdown: nothing left to report to)
+            pass
+
+    # -- parts ----------------------------------------------------------------------------
+
+    def _add_items(self, items: list[tuple[Hashable, str]]) -> None:
+        """Per-item parts of new (id, tokenized prediction) pairs."""
+        if not items:
+            return
+        from pycocoevalcap.bleu.bleu_scorer import cook_test as bleu_cook_test
+        from pycocoevalcap.rouge.rouge import Rouge
+
+        rouge = Rouge()
+        stats = self._meteor.stats([(hyp, self._refs[i]) for i, hyp in items])
+        for (i, hyp), stat in zip(items, stats):
+            self._items[(i, hyp)] = {"bleu": bleu_cook_test(hyp, self._bleu_refs[i]), "meteor": stat,
+                                     "ROUGE_L": rouge.calc_score([hyp], self._refs[i]),
+                                     "CIDEr": self._cider.score(i, hyp)}
+
+    def _set_scores(self, tokens: dict[Hashable, str]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+        parts = [self._items[(i, hyp)] for i, hyp in tokens.items()]
+        corpus: dict[str, float] = {}
+        per_item: dict[str, np.ndarray] = {}
+        bleu = BleuScorer(n=4)
+        bleu.crefs = [self._bleu_refs[i] for i in tokens]
+        bleu.ctest = [p["bleu"] for p in parts]
+        scores, items = bleu.compute_score(option="closest", verbose=0)
+        for n in range(4):
+            corpus[f"Bleu_{n + 1}"] = float(scores[n])
+            per_item[f"Bleu_{n + 1}"] = np.asarray(items[n], dtype=np.float64)
+        corpus["METEOR"], per_item["METEOR"] = self._meteor.evaluate([p["meteor"] for p in parts])
+        for name in ("ROUGE_L", "CIDEr"):
+            values = np.array([p[name] for p in parts])
+            corpus[name], per_item[name] = float(np.mean(values)), values.astype(np.float64)
+        return corpus, per_item
+
+
+class MeteorProcess:
+    """One METEOR 1.5 process (pycocoevalcap's ``Meteor``, started on first use), for many
+    prediction sets: :meth:`stats` gives each caption's sufficient statistics and
+    :meth:`evaluate` a set's per-caption and corpus scores, as ``Meteor.compute_score`` does."""
+
+    def __init__(self) -> None:
+        self._meteor: Any = None
+
+    def _process(self) -> Any:
+        if self._meteor is None:
+            _require_java()
+            from pycocoevalcap.meteor.meteor import Meteor
+
+            self._meteor = Meteor()
+        return self._meteor
+
+    def stats(self, pairs: Sequence[tuple[str, Sequence[str]]], chunk: int = 64) -> list[str]:
+        """Statistics of each (tokenized prediction, tokenized references): the ``SCORE`` lines of
+        pycocoevalcap's ``Meteor._stat``, sent ``chunk`` at a time and then read back (one round
+        trip per chunk instead of per caption; a chunk stays far below a pipe's buffer, so
+        neither side can block the other).
+
+        Raises:
+            RuntimeError: the METEOR process failed (its stderr is in the message).
+        """
+        meteor = self._process()
+        out: list[str] = []
+        try:
+            with meteor.lock:
+                for start in range(0, len(pairs), chunk):
+                    part = pairs[start : start + chunk]
+                    lines = "".join(" ||| ".join(("SCORE", " ||| ".join(refs), hyp.replace("|||", "").replace("  ", " ")))
+                                    + "\n" for hyp, refs in part)
+                    meteor.meteor_p.stdin.write(lines.encode())
+                    meteor.meteor_p.stdin.flush()
+                    out += [meteor.meteor_p.stdout.readline().decode().strip() for _ in part]
+        except Exception as error:
+            self._fail(error)
+        if any(not line for line in out):
+            self._fail(RuntimeError("no statistics returned"))
+        return out
+
+    def evaluate(self, stats: Sequence[str]) -> tuple[float, np.ndarray]:
+        """Corpus and per-caption METEOR of a set from its captions' statistics (the ``EVAL``
+        line of ``Meteor.compute_score``)."""
+        meteor = self._process()
+        try:
+            with meteor.lock:
+                meteor.meteor_p.stdin.write(("EVAL ||| " + " ||| ".join(stats) + "\n").encode())
+                meteor.meteor_p.stdin.flush()
+                items = [float(meteor.meteor_p.stdout.readline().strip()) for _ in stats]
+                score = float(meteor.meteor_p.stdout.readline().strip())
+        except Exception as error:
+            self._fail(error)
+        return score, np.asarray(items, dtype=np.float64)
+
+    def _fail(self, error: Exception) -> None:
+        stderr = _close_meteor(self._meteor)[-2000:] if self._meteor is not None else ""
+        self._meteor = None
+        raise RuntimeError(f"METEOR (java -jar meteor-1.5.jar) failed: {error!r}\n{stderr}") from error
+
+    def close(self) -> None:
+        """End the process (if one was started)."""
+        if self._meteor is not None:
+            _close_meteor(self._meteor)
+            self._meteor = None
+
+
+class _CiderItems:
+    """CIDEr-D of single predictions against a fixed reference set, as pycocoevalcap's
+    ``CiderScorer`` computes it for that set, with every reference's vector computed once.
+
+    pycocoevalcap's ``compute_cider`` recomputes the references' tf-idf vectors for every
+    prediction; here they are kept per image. The definition (Vedantam et al. 2015, CIDEr-D, as
+    pycocoevalcap implements it): n-gram counts (its ``precook``, n = 1..4); document frequency
+    ``df`` = the number of images whose references contain the n-gram (its
+    ``compute_doc_freq``); a sentence's vector ``tf * (log(N) - log(max(1, df)))`` per n-gram
+    order, its norm per order, and its "length" = its number of bigrams (pycocoevalcap counts
+    the n-grams of index 1); per reference and order, the clipped product
+    ``sum min(v_hyp, v_ref) * v_ref`` over the prediction's n-grams divided by both norms (when
+    neither is 0), times ``exp(-(len_hyp - len_ref)^2 / (2 * 6^2))``; summed over references,
+    averaged over the 4 orders, divided by the number of references, times 10. A test holds
+    it to pycocoevalcap's ``Cider`` at 1e-9.
+    """
+
+    def __init__(self, refs: Mapping[Hashable, Sequence[str]], n: int = 4, sigma: float = 6.0) -> None:
+        from pycocoevalcap.cider.cider_scorer import precook
+
+        self._precook, self.n, self.sigma = precook, n, sigma
+        counts = {i: [precook(r, n) for r in rs] for i, rs in refs.items()}
+        df: dict[tuple[str, ...], float] = {}
+        for rs in counts.values():
+            for gram in {g for c in rs for g in c}:
+                df[gram] = df.get(gram, 0.0) + 1.0
+        self._log_n = np.log(float(len(refs)))
+        self._idf = {g: self._log_n - np.log(max(1.0, f)) for g, f in df.items()}
+        self._refs = {i: [self._vector(c) for c in rs] for i, rs in counts.items()}
+
+    def _vector(self, counts: Mapping[tuple[str, ...], int]) -> tuple[list[dict], list[float], int]:
+        vec: list[dict] = [{} for _ in range(self.n)]
+        norm = [0.0] * self.n
+        length = 0
+        for gram, tf in counts.items():
+            k = len(gram) - 1
+            value = float(tf) * self._idf.get(gram, self._log_n)
+            vec[k][gram] = value
+            norm[k] += value**2
+            if k == 1:
+                length += tf
+        return vec, [float(np.sqrt(x)) for x in norm], length
+
+    def score(self, i: Hashable, hyp: str) -> float:
+        """CIDEr-D of prediction ``hyp`` (PTB-tokenized) for image ``i``."""
+        vec, norm, length = self._vector(self._precook(hyp, self.n))
+        total = np.zeros(self.n)
+        for ref_vec, ref_norm, ref_length in self._refs[i]:
+            penalty = np.e ** (-(float(length - ref_length) ** 2) / (2 * self.sigma**2))
+            val = np.zeros(self.n)
+            for k in range(self.n):
+                for gram, value in vec[k].items():
+                    ref_value = ref_vec[k].get(gram, 0.0)
+                    val[k] += min(value, ref_value) * ref_value
+                if norm[k] != 0 and ref_norm[k] != 0:
+                    val[k] /= norm[k] * ref_norm[k]
+                val[k] *= penalty
+            total += val
+        return float(np.mean(total) / len(self._refs[i]) * 10.0)
+
+
+def _tokenize(texts: Mapping[Hashable, Iterable[str]]) -> dict[Hashable, list[str]]:
+    """pycocoevalcap's PTB tokenizer on ``{id: [captions]}`` (line breaks made spaces), checked
+    to return one line per caption, in order."""
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    given = {i: [c.translate(_LINE_BREAKS) for c in caps] for i, caps in texts.items()}
+    out = PTBTokenizer().tokenize({i: [{"caption": c} for c in caps] for i, caps in given.items()})
+    if list(out) != list(given) or any(len(out[i]) != len(given[i]) for i in given):
+        raise RuntimeError("pycocoevalcap's PTB tokenizer did not return one line per caption")
+    return out

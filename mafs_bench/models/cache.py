@@ -61,12 +61,17 @@ ENCODER_SOURCES: tuple[str, ...] = (
     "mafs_bench/models/configs/*.json",  # bundled encoder architectures
     "mafs_bench/data/world.py",  # the generator of the training images and captions
     "mafs_bench/data/embedded.py",  # training_data() / vocabulary() over the world
+    "mafs_bench/data/base.py",  # the default training_data() of a dataset's train_split()
+    # real-data loaders (folder, vqav2) put a hash of their own source in their recipe(), so
+    # editing one retrains only the models trained on its data
 )
 #: The fusion heads' training code, whatever the encoder.
 FUSION_SOURCES: tuple[str, ...] = (
     "mafs_bench/models/fusion_training.py",  # ITM loop, negatives, degradation draws
     "mafs_bench/models/heads.py",  # which methods, seeds, pool and checkpoints reach training
     "mafs_bench/models/augment.py",  # the training-time degradations
+    "mafs_bench/models/vqa_training.py",  # VQA answer space, soft targets, training loop
+    "mafs_bench/metrics/vqa.py",  # answer normalisation (the VQA answer vocabulary and targets)
     "mafs_bench/models/fusion/*.py",  # fusion networks and their initialisation
     "corruptions/**/*.py",  # opt-in training corruptions (fusion_training.corrupt_views)
     "corruptions/**/*.json.gz",  # corruption data read by them (WordNet synonyms)
@@ -87,10 +92,17 @@ HEAD_SOURCES: tuple[str, ...] = (
     "mafs_bench/data/base.py",
     "mafs_bench/data/coco.py",  # Karpathy training splits and their order
 )
+#: the caption decoders (cache kind ``"caption"``): trained on the encoder's features, with the
+#: fusion methods' conditioners (``fusion/*.py``) and the same image augmentations
+CAPTION_SOURCES: tuple[str, ...] = (
+    *CODE_SOURCES,
+    "mafs_bench/models/caption_decoder.py",  # decoder architecture
+    "mafs_bench/models/caption_training.py",  # teacher forcing, pool, tokenizer, prior, keys
+)
 #: sources per cache kind; a kind not listed uses :data:`CODE_SOURCES`. The encoder's weights do
 #: not depend on the fusion code, so editing a fusion module retrains only the fusion heads (the
 #: encoder part of ``backends/embedded.py`` passes the keyed config through, nothing more).
-KIND_SOURCES: dict[str, tuple[str, ...]] = {"encoder": ENCODER_SOURCES, "head": HEAD_SOURCES}
+KIND_SOURCES: dict[str, tuple[str, ...]] = {"encoder": ENCODER_SOURCES, "head": HEAD_SOURCES, "caption": CAPTION_SOURCES}
 
 #: Suffixes hashed as text, with CRLF line endings read as LF (a Windows checkout hashes alike).
 _TEXT_SUFFIXES = frozenset({".py", ".json", ".txt", ".yaml"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -34,6 +35,36 @@ def load_encoder_config(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"Unknown encoder config {name!r}. Known: {', '.join(list_encoder_configs())}")
     return json.loads(path.read_text())
+
+
+def image_array(images: Sequence[np.ndarray] | np.ndarray, size: int) -> np.ndarray:
+    """Images as one (N, size, size, 3) uint8 array.
+
+    An (N, H, W, 3) uint8 array of that size is returned as it is; any other sequence (a lazy
+    one reading files, images of different sizes) is read image by image, each resized to
+    ``size`` x ``size`` as :meth:`DualEncoder.preprocess` resizes (bilinear, antialiased), then
+    rounded to uint8. A grey (H, W) or RGBA image gets three channels first.
+
+    Raises:
+        ValueError: an image that is not (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); the message
+            gives its position and shape.
+    """
+    if isinstance(images, np.ndarray) and images.ndim == 4 and images.shape[1:] == (size, size, 3) \
+            and images.dtype == np.uint8:
+        return images
+    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for i in range(len(images)):
+        img = np.asarray(images[i])
+        if img.ndim == 2:
+            img = img[..., None]
+        if img.ndim != 3 or img.shape[-1] not in (1, 3, 4):
+            raise ValueError(f"image {i}: expected an (H, W, 3) RGB array, got shape {img.shape}")
+        img = np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img[..., :3]
+        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[i] = x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    return out
 
 
 @dataclass
@@ -119,8 +150,11 @@ class DualEncoder(torch.nn.Module):
         return torch.autocast(self.mean.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     @torch.no_grad()
-    def encode_images(self, images: np.ndarray, batch_size: int = 512) -> ImageFeatures:
+    def encode_images(self, images: np.ndarray | Sequence[np.ndarray], batch_size: int = 512) -> ImageFeatures:
         """uint8 NxHxWx3 -> :class:`ImageFeatures` (eval mode, no grad, float32 outputs).
+
+        A sequence of images of any sizes (a lazy one reading files) is read batch by batch
+        through :func:`image_array`.
 
         No images give empty features, (0, D) and (0, P, W)."""
         if len(images) == 0:
@@ -129,8 +163,10 @@ class DualEncoder(torch.nn.Module):
             return ImageFeatures(pooled.float()[:0], tokens.float()[:0])
         embs, toks = [], []
         for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size] if isinstance(images, np.ndarray) else \
+                image_array([images[i] for i in range(start, min(start + batch_size, len(images)))], self.image_size)
             with self.autocast():
-                pooled, tokens = self.forward_images(self.preprocess(images[start : start + batch_size]))
+                pooled, tokens = self.forward_images(self.preprocess(batch))
             embs.append(F.normalize(pooled.float(), dim=-1))
             toks.append(tokens.float())
         return ImageFeatures(torch.cat(embs), torch.cat(toks))

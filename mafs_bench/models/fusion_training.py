@@ -359,7 +359,7 @@ def _train_fusion_steps(method: FusionMethod, data: FusionTrainData, cfg: Fusion
         pi, pt = pair_img.to(device), pair_txt.to(device)
         out = method.pair_forward(gather(img_prep, pi), gather(txt_prep, pt[:, None]),
                                   PairSignals(sim[pi, pt, None], strength, labels.bool()[:, None]))
-        loss = F.cross_entropy(out.itm_logits[:, 0].float(), labels) + method.regulariser(out)
+        loss = method.task_loss(out.itm_logits[:, 0].float(), labels, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -35,11 +35,17 @@ METRICS_COLUMNS: Final[tuple[str, ...]] = (
     "domain",
     "corruption",
     "modality",
+    "corrupted",
     "severity",
     "metric",
     "value",
 )
-"""Columns of ``metrics.csv``, in file order."""
+"""Columns of ``metrics.csv``, in file order. ``corrupted`` says what the cell's corruption
+altered for the task (``Task.corrupted_input``): ``none`` (clean), ``images``, ``captions``,
+``caption_pairs`` (captions paired with other images), ``questions``, ``question_pairs``."""
+
+DEFAULT_CORRUPTED: Final[dict[str, str]] = {"none": "none", "image": "images", "text": "captions", "pair": "caption_pairs"}
+"""``corrupted`` of a row by its modality in files written before the column existed (retrieval only)."""
 
 WEIGHTS_COLUMNS: Final[tuple[str, ...]] = (
     "model",
@@ -94,9 +100,9 @@ WEIGHTS_KEY: Final[tuple[str, ...]] = WEIGHTS_COLUMNS[: -len(WEIGHT_VALUES)]
 #: columns a file may lack (older layouts), with the value they read as
 _OPTIONAL: Final = {"seed": "0", "h_v": "nan", "h_t": "nan", "agreement": "nan", "a_v": "nan", "a_t": "nan"}
 
-_METRICS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "metric")
+_METRICS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "corrupted", "metric")
 _WEIGHTS_STR: Final = ("model", "task", "domain", "corruption", "modality", "sample_id")
-_ITEMS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "query")
+_ITEMS_STR: Final = ("model", "task", "dataset", "domain", "corruption", "modality", "corrupted", "query")
 _NAN_SPELLINGS: Final = ("", "nan")
 _MAX_LISTED: Final = 5
 
@@ -169,7 +175,10 @@ def read_items(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path}")
     header = pd.read_csv(path, nrows=0).columns.tolist()
-    _check_columns([c for c in header if c in ITEMS_KEY], ITEMS_KEY, str(path))
+    keys = [c for c in header if c in ITEMS_KEY]
+    if "corrupted" not in keys:  # written before the column existed: validate_items fills it
+        keys.append("corrupted")
+    _check_columns(keys, ITEMS_KEY, str(path))
     values = [c for c in header if c not in ITEMS_KEY]
     dtypes = {**{c: str for c in _ITEMS_STR}, **{c: "float64" for c in values}}
     try:
@@ -182,6 +191,8 @@ def read_items(path: str | Path) -> pd.DataFrame:
 def validate_items(frame: pd.DataFrame, source: str = "items frame") -> pd.DataFrame:
     """Check an items frame (:data:`ITEMS_KEY` plus float value columns) and return a
     normalised copy with the key columns first."""
+    if "corrupted" not in frame.columns and "modality" in frame.columns:
+        frame = frame.assign(corrupted=frame["modality"].map(DEFAULT_CORRUPTED).fillna(""))
     values = [c for c in frame.columns if c not in ITEMS_KEY]
     out = frame.loc[:, [*ITEMS_KEY, *values]].reset_index(drop=True)
     _check_columns(out.columns[: len(ITEMS_KEY)], ITEMS_KEY, source)
@@ -358,6 +369,8 @@ def _normalise(
     for column, default in _OPTIONAL.items():
         if column in columns and column not in frame.columns:
             frame[column] = default
+    if "corrupted" in columns and "corrupted" not in frame.columns and "modality" in frame.columns:
+        frame["corrupted"] = frame["modality"].map(DEFAULT_CORRUPTED).fillna("")
     _check_columns(frame.columns, columns, source)
     out = frame.loc[:, list(columns)].reset_index(drop=True)
     for column in str_columns:

@@ -16,8 +16,9 @@ leaderboard compares models on different encoders on exactly the same corrupted 
 Results (see :mod:`mafs_bench.reporting.schema`) are rewritten after every cell, so a run that
 stops part way keeps everything computed so far:
 
-* ``metrics.csv``: ``model,seed,task,dataset,domain,corruption,modality,severity,metric,value``
-  (``seed``: the fusion heads' training seed);
+* ``metrics.csv``: ``model,seed,task,dataset,domain,corruption,modality,corrupted,severity,metric,value``
+  (``seed``: the fusion heads' training seed; ``corrupted``: what the corruption altered for the
+  task, :meth:`mafs_bench.tasks.Task.corrupted_input`, e.g. ``images``, ``questions``);
 * ``fusion_weights.csv``: per-sample ``alpha_v, alpha_t`` and the cues behind them, for methods
   that have them;
 * ``fusion_cues.csv``: their per-cell means (one row per model, seed, task and cell);
@@ -60,7 +61,7 @@ from ..models.encoder import ImageFeatures, TextFeatures
 from ..models.methods import ModelSpec
 from ..reporting import DEFAULT_PRIMARY, METRICS_COLUMNS, WEIGHTS_COLUMNS, write_report
 from ..reporting.schema import ITEMS_FILE, ITEMS_KEY, WEIGHT_VALUES, domain_label
-from ..tasks import EncodedCell, ItemScores, TaskResult, create_task
+from ..tasks import EncodedCell, ItemScores, MethodKey, QuestionSet, Task, TaskResult, create_task
 from .gallery import corruption_info, write_gallery
 from .suite import BackendSpec, Suite
 
@@ -156,27 +157,67 @@ def corrupt_images(data: ImageTextData, cell: Cell, seed: int, device: torch.dev
 
 def corrupt_captions(data: ImageTextData, cell: Cell, seed: int) -> list[str]:
     """The cell's captions (text corruptions per caption; pair corruptions across the set)."""
+    return corrupt_texts(data.captions, data.caption_ids, data.caption_image, cell, seed)
+
+
+def corrupt_questions(data: ImageTextData, cell: Cell, seed: int) -> list[str]:
+    """The cell's questions: text corruptions per question (seeded by ``question_ids``); pair
+    corruptions across the set, grouped by image, so a question is paired with another image's."""
+    return corrupt_texts(data.questions, data.question_ids, data.question_image, cell, seed)
+
+
+def corrupt_texts(texts: list[str], ids: np.ndarray, owner: np.ndarray, cell: Cell, seed: int) -> list[str]:
+    """Texts of a cell: corrupted per text (text cells) or across the set grouped by ``owner``
+    image (pair cells); the texts themselves otherwise."""
     if cell.modality == "text":
-        return corruptions.apply_batch(cell.corruption, data.captions, cell.severity, seed=seed, sample_ids=data.caption_ids)
+        return corruptions.apply_batch(cell.corruption, texts, cell.severity, seed=seed, sample_ids=ids)
     if cell.modality == "pair":
-        return corruptions.apply_batch(cell.corruption, data.captions, cell.severity, seed=seed,
-                                       sample_ids=data.caption_ids, groups=data.caption_image.tolist())
-    return data.captions
+        return corruptions.apply_batch(cell.corruption, texts, cell.severity, seed=seed, sample_ids=ids,
+                                       groups=owner.tolist())
+    return texts
 
 
-def encode_cell(state: "_GroupState", data: ImageTextData, cell: Cell, images: Any, captions: list[str] | None) -> EncodedCell:
-    """One group's features of a cell: the corrupted side (``images`` or ``captions``, made once
-    per cell for every group) encoded by the group's encoder, the clean sides from its caches."""
+def check_data(data: ImageTextData, tasks: dict[str, Task]) -> ImageTextData:
+    """``data``, checked to hold what every task of the suite reads.
+
+    Raises:
+        PreflightError: a task needs captions or question-answer pairs the data lacks; the
+            message names the task, the data set and the domain.
+    """
+    for name, task in tasks.items():
+        try:
+            data.check_for(task.needs)
+        except ValueError as err:
+            raise PreflightError(f"task {name} cannot run on this data: {err}") from None
+    return data
+
+
+def encode_cell(state: "_GroupState", data: ImageTextData, cell: Cell, images: Any, captions: list[str] | None,
+                questions: list[str] | None = None, needs: frozenset[str] | set[str] = frozenset({"captions"})) -> EncodedCell:
+    """One group's features of a cell: the corrupted side (``images``, ``captions`` or
+    ``questions``, made once per cell for every group) encoded by the group's encoder, the clean
+    sides from its caches. ``needs``: what the suite's tasks read (``"captions"``, ``"qa"``)."""
     encoder = state.bundle.encoder
     if cell.label not in state.clean_images:
         state.clean_images[cell.label] = encoder.encode_images(data.images)
-    text_key = hash(tuple(data.captions))  # shifted domains share their captions
-    if text_key not in state.clean_texts:
-        state.clean_texts[text_key] = encoder.encode_texts(data.captions)
     img_f = encoder.encode_images(images) if images is not None else state.clean_images[cell.label]
-    txt_f = encoder.encode_texts(captions) if captions is not None else state.clean_texts[text_key]
-    return EncodedCell(img_f, txt_f, data.caption_image, state.scale, shared=state.shared,
-                       images_recur=images is None, texts_recur=captions is None)
+    if "captions" in needs:
+        text_key = hash(tuple(data.captions))  # shifted domains share their captions
+        if text_key not in state.clean_texts:
+            state.clean_texts[text_key] = encoder.encode_texts(data.captions)
+        txt_f = encoder.encode_texts(captions) if captions is not None else state.clean_texts[text_key]
+        caption_image = data.caption_image
+    else:  # no task reads captions: an empty caption set
+        txt_f, caption_image = encoder.encode_texts([]), np.zeros(0, np.int64)
+    question_set = None
+    if "qa" in needs:
+        q_key = hash(tuple(data.questions))
+        if q_key not in state.clean_questions:
+            state.clean_questions[q_key] = encoder.encode_texts(data.questions)
+        q_f = encoder.encode_texts(questions) if questions is not None else state.clean_questions[q_key]
+        question_set = QuestionSet(q_f, data.question_image, data.answers, data.question_types, recur=questions is None)
+    return EncodedCell(img_f, txt_f, caption_image, state.scale, shared=state.shared,
+                       images_recur=images is None, texts_recur=captions is None, questions=question_set, data=data)
 
 
 def git_commit() -> str | None:
@@ -262,16 +303,51 @@ def weights_frame(common: dict[str, Any], weights: dict[str, np.ndarray]) -> pd.
 def items_frame(common: dict[str, Any], items: list[ItemScores], data: ImageTextData) -> pd.DataFrame:
     """Rows of the items file for one (model, seed, task, cell): one per query of each
     :class:`ItemScores`, its ``item`` the dataset id of the query's image or caption."""
-    ids = {"image": np.asarray(data.image_ids, dtype=np.int64), "caption": np.asarray(data.caption_ids, dtype=np.int64)}
+    ids = {"image": np.asarray(data.image_ids, dtype=np.int64), "caption": np.asarray(data.caption_ids, dtype=np.int64),
+           "question": np.asarray(data.question_ids, dtype=np.int64)}
     frames = []
     for part in items:
-        frame = pd.DataFrame({"query": part.query, "item": ids[part.side]})
+        side = ids[part.side] if part.positions is None else ids[part.side][np.asarray(part.positions, dtype=np.int64)]
+        frame = pd.DataFrame({"query": part.query, "item": side})
         for name, values in part.scores.items():
             frame[name] = np.asarray(values, dtype=np.float64)
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)
     for col in reversed(ITEMS_KEY[:-2]):
         out.insert(0, col, common[col])
+    return out
+
+
+def fit_tasks(tasks: dict[str, Task], bundle: ModelBundle, dataset: Any, task_models: dict[str, list[str]],
+              device: torch.device, progress: ProgressFactory) -> tuple[dict[str, dict[MethodKey, Any]], dict[str, float]]:
+    """Each task's methods as ``{(seed, model): method}`` (the bundle's, for the task's models),
+    after :meth:`Task.fit` trained or loaded what the task needs beyond the bundle (captioning:
+    its decoders). What a task's fit reports goes to ``bundle.training[task]``.
+
+    Returns:
+        ``(methods per task, seconds per task whose fit did something)``.
+    """
+    methods: dict[str, dict[MethodKey, Any]] = {}
+    seconds: dict[str, float] = {}
+    for name, task in tasks.items():
+        methods[name] = {(seed, m): method for seed, by_name in bundle.methods_for(name).items()
+                         for m, method in by_name.items() if m in task_models[name]}
+        tick = time.time()
+        fitted = task.fit(bundle, dataset, methods[name], device, progress)
+        if fitted:
+            bundle.training[name] = fitted
+            seconds[name] = round(time.time() - tick, 1)
+    return methods, seconds
+
+
+def skipped_modalities(tasks: dict[str, Any], cells: list[Cell]) -> dict[str, dict[str, str]]:
+    """``{task: {modality: why}}`` for the planned cells' modalities a task does not evaluate."""
+    out: dict[str, dict[str, str]] = {}
+    for name, task in tasks.items():
+        for modality in dict.fromkeys(c.modality for c in cells):
+            reason = task.skip_reason(modality)
+            if reason is not None:
+                out.setdefault(name, {})[modality] = reason
     return out
 
 
@@ -388,25 +464,41 @@ class _GroupState:
     bundle: ModelBundle
     clean_images: dict[str, ImageFeatures] = field(default_factory=dict)
     clean_texts: dict[int, TextFeatures] = field(default_factory=dict)  # by caption list
+    clean_questions: dict[int, TextFeatures] = field(default_factory=dict)  # by question list
     shared: dict[Any, Any] = field(default_factory=dict)  # the EncodedCell run-level memo
+    #: each task's methods of this group, ``{task: {(seed, row): method}}`` (:func:`fit_tasks`)
+    task_methods: dict[str, dict[MethodKey, Any]] = field(default_factory=dict)
 
     @property
     def scale(self) -> float:
         return float(self.bundle.encoder.logit_scale.detach())
 
 
+def group_task_models(group: BackendGroup, task_models: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``task_models`` restricted to the group's rows (task -> rows evaluated on it)."""
+    names = {m.name for m in group.models}
+    return {task: [row for row in rows if row in names] for task, rows in task_models.items()}
+
+
 def build_groups(groups: list[BackendGroup], dataset: Any, device: torch.device, progress: ProgressFactory,
-                 seeds: list[int], log: Callable[[str], None] = print) -> list[ModelBundle]:
-    """Build every group's bundle (train or load its models), in order."""
+                 seeds: list[int], log: Callable[[str], None] = print,
+                 task_models: dict[str, list[str]] | None = None) -> list[ModelBundle]:
+    """Build every group's bundle (train or load its models for the tasks that evaluate them), in order.
+
+    ``task_models``: task -> rows evaluated on it (default: every model on retrieval).
+    """
     bundles = []
     for group in groups:
         log(f"[models] backend {group.label} on {device}: {', '.join(m.name for m in group.models)}")
         assert group.backend is not None, "preflight creates every backend"
-        bundle = group.backend.build(dataset, group.models, device, progress, seeds)
-        missing = [m.name for m in group.models if any(m.name not in bundle.methods[s] for s in seeds)]
-        if missing:
-            raise RuntimeError(f"backend {group.label} built no model for {missing} (bundle rows: "
-                               f"{sorted(next(iter(bundle.methods.values()), {}))})")
+        tasks = group_task_models(group, task_models or {"retrieval": [m.name for m in group.models]})
+        bundle = group.backend.build(dataset, group.models, device, progress, seeds, tasks)
+        for task, rows in tasks.items():
+            built = bundle.methods_for(task)
+            missing = [r for r in rows if any(r not in built.get(s, {}) for s in seeds)]
+            if missing and task in ("retrieval", "vqa"):  # other tasks build theirs in Task.fit
+                raise RuntimeError(f"backend {group.label} built no {task} model for {missing} (bundle rows: "
+                                   f"{sorted(next(iter(built.values()), {}))})")
         bundles.append(bundle)
     return bundles
 
@@ -436,15 +528,30 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     out_dir.mkdir(parents=True, exist_ok=True)
     in_domain = suite.dataset.domain or dataset.domains[0]
     tasks = {t.name: create_task(t.name, **t.options) for t in suite.tasks}
+    needs = {t.needs for t in tasks.values()}
+    task_models = {name: suite.models_for(name) for name in tasks}
 
+    skipped = suite.skipped()
+    for note in skipped:
+        log(f"[models] skipping {note['model']} on task {note['task']}: {note['reason']}")
     timings: dict[str, float] = {}
     tick = time.time()
     seeds = suite.training_seeds
-    bundles = build_groups(groups, dataset, device, progress, seeds, log)
+    bundles = build_groups(groups, dataset, device, progress, seeds, log, task_models)
     states = [_GroupState(g, b) for g, b in zip(groups, bundles)]
     timings["models"] = round(time.time() - tick, 1)
+    for state in states:
+        state.task_methods, fit_seconds = fit_tasks(tasks, state.bundle, dataset,
+                                                    group_task_models(state.group, task_models), device, progress)
+        for name, seconds in fit_seconds.items():
+            timings[f"models_{name}"] = round(timings.get(f"models_{name}", 0.0) + seconds, 1)
     cells = plan_cells(suite, in_domain)
-    log(f"[models] ready in {timings['models']:.0f} s; evaluating {len(cells)} cells")
+    skipped_cells = skipped_modalities(tasks, cells)
+    for name, reasons in skipped_cells.items():
+        for modality, reason in reasons.items():
+            log(f"[{name}] skipping {modality} cells: {reason}")
+    log(f"[models] ready in {sum(v for k, v in timings.items() if k.startswith('models')):.0f} s; "
+        f"evaluating {len(cells)} cells")
     tick = time.time()
     meta = {"suite": suite.model_dump(), "suite_file": suite_source, "seed": suite.seed, "seeds": seeds,
             "device": str(device), "versions": versions(), "git_commit": git_commit(),
@@ -452,6 +559,7 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
             "dataset": {"name": suite.dataset.name, **dataset.describe()},
             "primary_metric": {name: t.primary_metric for name, t in tasks.items()},
             "items": {name: t.item_metrics for name, t in tasks.items()},
+            "task_models": task_models, "skipped": skipped, "skipped_cells": skipped_cells,
             "corruptions": corruption_info(suite.corruptions),
             "cells": len(cells), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
@@ -459,42 +567,57 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     writer = ResultsWriter(out_dir, tuple(dict.fromkeys(c for t in tasks.values() for c in t.item_columns)))
     data_by_domain: dict[str, ImageTextData] = {}
     update = progress("evaluate cells", len(cells))
-    for done, cell in enumerate(cells):
-        if cell.label not in data_by_domain:
-            data_by_domain[cell.label] = (dataset.load(cell.domain) if cell.strength == 1.0
-                                          else dataset.load_shifted(cell.domain, cell.strength, in_domain))
-        data = data_by_domain[cell.label]
-        # the cell's corrupted side, made once and encoded by every group's own encoder
-        images = corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend) \
-            if cell.modality == "image" else None
-        captions = corrupt_captions(data, cell, suite.seed) if cell.modality in ("text", "pair") else None
-        results: dict[tuple[str, int, str], TaskResult] = {}
-        for state in states:
-            encoded = encode_cell(state, data, cell, images, captions)
-            for task_name, task in tasks.items():
-                for seed, methods in state.bundle.methods.items():
-                    for spec in state.group.models:
-                        results[(task_name, seed, spec.name)] = task.evaluate(encoded, methods[spec.name])
-        metric_rows: list[dict[str, Any]] = []
-        weight_rows: list[pd.DataFrame] = []
-        item_rows: list[pd.DataFrame] = []
-        for task_name in tasks:  # rows in suite order: task, seed, model
-            for seed in seeds:
-                for model_name in suite.model_names:
-                    result = results[(task_name, seed, model_name)]
-                    warn_nonfinite(log, result, f"{model_name} (seed {seed})", task_name, cell)
-                    common = {"model": model_name, "seed": seed, "task": task_name, "dataset": data.name,
-                              "domain": cell.label, "corruption": cell.corruption, "modality": cell.modality,
-                              "severity": cell.severity}
-                    metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
-                    if result.weights is not None:
-                        weight_rows.append(weights_frame(common, result.weights))
-                    if result.extra.get("items"):
-                        item_rows.append(items_frame(common, result.extra["items"], data))
-        writer.add(metric_rows, weight_rows, item_rows)
-        update(done + 1, len(cells), float("nan"))
+    task_seconds = dict.fromkeys(tasks, 0.0)  # evaluation time per task (encoding the cells excluded)
+    try:
+        for done, cell in enumerate(cells):
+            if cell.label not in data_by_domain:
+                data_by_domain[cell.label] = check_data(
+                    dataset.load(cell.domain) if cell.strength == 1.0 else dataset.load_shifted(cell.domain, cell.strength, in_domain),
+                    tasks)
+            data = data_by_domain[cell.label]
+            # the cell's corrupted side, made once and encoded by every group's own encoder
+            images = corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend) \
+                if cell.modality == "image" else None
+            text_cell = cell.modality in ("text", "pair")
+            captions = corrupt_captions(data, cell, suite.seed) if text_cell and "captions" in needs else None
+            questions = corrupt_questions(data, cell, suite.seed) if text_cell and "qa" in needs else None
+            results: dict[str, dict[MethodKey, TaskResult]] = {name: {} for name in tasks}
+            corrupted_by_task = {name: task.corrupted_input(cell.modality) for name, task in tasks.items()}
+            for state in states:
+                encoded = encode_cell(state, data, cell, images, captions, questions, needs)
+                for task_name, task in tasks.items():
+                    if corrupted_by_task[task_name] is None:  # e.g. a text cell for captioning (skipped_cells)
+                        continue
+                    task_tick = time.time()
+                    results[task_name].update(task.evaluate_methods(encoded, state.task_methods[task_name]))
+                    task_seconds[task_name] += time.time() - task_tick
+            metric_rows: list[dict[str, Any]] = []
+            weight_rows: list[pd.DataFrame] = []
+            item_rows: list[pd.DataFrame] = []
+            for task_name in tasks:  # rows in suite order: task, seed, model
+                corrupted = corrupted_by_task[task_name]
+                for seed in seeds:
+                    for model_name in suite.model_names:
+                        result = results[task_name].get((seed, model_name))
+                        if result is None:  # the model is not evaluated on this task
+                            continue
+                        warn_nonfinite(log, result, f"{model_name} (seed {seed})", task_name, cell)
+                        common = {"model": model_name, "seed": seed, "task": task_name, "dataset": data.name,
+                                  "domain": cell.label, "corruption": cell.corruption, "modality": cell.modality,
+                                  "corrupted": corrupted, "severity": cell.severity}
+                        metric_rows += [{**common, "metric": m, "value": v} for m, v in result.metrics.items()]
+                        if result.weights is not None:
+                            weight_rows.append(weights_frame(common, result.weights))
+                        if result.extra.get("items"):
+                            item_rows.append(items_frame(common, result.extra["items"], data))
+            writer.add(metric_rows, weight_rows, item_rows)
+            update(done + 1, len(cells), float("nan"))
+    finally:  # e.g. captioning's METEOR process
+        for task in tasks.values():
+            task.close()
 
     timings["evaluate"] = round(time.time() - tick, 1)
+    timings.update({f"evaluate_{name}": round(seconds, 1) for name, seconds in task_seconds.items()})
     tick = time.time()
     shifted = {label: data for label, data in data_by_domain.items() if label != in_domain}
     if in_domain in data_by_domain:

@@ -6,6 +6,13 @@ seeds of the fusion heads (``seeds``). ``include: other.yaml`` (a path relative 
 or a list of them) brings in shared settings; keys of the including file win, nested mappings
 merge. Errors name the file, the field and the offending value.
 
+Models and tasks: each fusion method declares the tasks it supports
+(:attr:`mafs_bench.models.fusion.FusionMethod.tasks`). A task entry may list its own ``models``
+(a subset of the suite's); each of them must support the task, or the suite is rejected. Without
+such a list, a task runs every suite model that supports it, and the others are *skipped* for that
+task with a note (printed, and recorded in ``run.json`` as ``skipped``): one model list serves a
+suite of several tasks. A task that no model supports is rejected.
+
 Example::
 
     name: quickstart
@@ -162,10 +169,15 @@ class ModelEntry(_Strict):
 
 
 class TaskSpec(_Strict):
-    """One entry of ``tasks:``; keys besides ``name`` are the task's options."""
+    """One entry of ``tasks:``; keys besides ``name`` and ``models`` are the task's options.
+
+    ``models`` (optional): the suite's models to evaluate on this task (default: every model of
+    the suite that supports the task, see :meth:`Suite.models_for`).
+    """
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    models: list[str] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -173,7 +185,10 @@ class TaskSpec(_Strict):
         if isinstance(data, str):
             return {"name": data}
         if isinstance(data, dict) and "options" not in data:
-            return {"name": data.get("name"), "options": {k: v for k, v in data.items() if k != "name"}}
+            out = {"name": data.get("name"), "options": {k: v for k, v in data.items() if k not in ("name", "models")}}
+            if "models" in data:
+                out["models"] = data["models"]
+            return out
         return data
 
     @field_validator("name")
@@ -304,6 +319,62 @@ class Suite(_Strict):
             except (TypeError, ValueError) as err:
                 raise ValueError(f"tasks[{i}] ({spec.name}): {err}") from None
         return v
+
+    @model_validator(mode="after")
+    def _task_models(self) -> "Suite":
+        """Every task gets at least one model that supports it; a task's own ``models`` list
+        names models of the suite that support the task (else the suite is rejected)."""
+        names = [spec.name for spec in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tasks listed twice: {sorted({n for n in names if names.count(n) > 1})}")
+        for i, spec in enumerate(self.tasks):
+            if spec.models is not None:
+                if not spec.models:
+                    raise ValueError(f"tasks[{i}] ({spec.name}): models must list at least one model")
+                unknown = [m for m in spec.models if m not in self.model_names]
+                if unknown:
+                    raise ValueError(f"tasks[{i}] ({spec.name}): models {unknown} are not in the suite's models {self.model_names}")
+                unsupported = [m for m in spec.models if spec.name not in self.method_tasks(m)]
+                if unsupported:
+                    raise ValueError(f"tasks[{i}] ({spec.name}): models {unsupported} do not support task {spec.name!r} "
+                                     f"({', '.join(f'{m}: {sorted(self.method_tasks(m))}' for m in unsupported)})")
+            if not self.models_for(spec.name):
+                raise ValueError(f"tasks[{i}] ({spec.name}): none of the models {self.model_names} supports task {spec.name!r}")
+        return self
+
+    def task_spec(self, task: str) -> TaskSpec:
+        """The ``tasks:`` entry named ``task`` (KeyError if the suite has none)."""
+        for spec in self.tasks:
+            if spec.name == task:
+                return spec
+        raise KeyError(task)
+
+    def models_for(self, task: str) -> list[str]:
+        """The models evaluated on ``task``, in suite order: the task's own ``models`` list, or
+        else every model of the suite whose fusion method declares the task
+        (:attr:`FusionMethod.tasks`)."""
+        spec = self.task_spec(task)
+        wanted = spec.models if spec.models is not None else self.model_names
+        return [m for m in self.model_names if m in wanted and task in self.method_tasks(m)]
+
+    def method_tasks(self, row: str) -> frozenset[str]:
+        """The tasks the fusion method behind leaderboard row ``row`` declares (:attr:`FusionMethod.tasks`)."""
+        entry = next(m for m in self.models if m.name == row)
+        return frozenset(entry.spec().cls.tasks)
+
+    def skipped(self) -> list[dict[str, str]]:
+        """(model, task, reason) of every suite model not evaluated on a suite task."""
+        out = []
+        for spec in self.tasks:
+            chosen = self.models_for(spec.name)
+            for m in self.model_names:
+                if m in chosen:
+                    continue
+                tasks = self.method_tasks(m)
+                reason = (f"{m} does not support task {spec.name} (it supports {', '.join(sorted(tasks))})"
+                          if spec.name not in tasks else f"not in tasks.{spec.name}.models")
+                out.append({"model": m, "task": spec.name, "reason": reason})
+        return out
 
     @field_validator("version")
     @classmethod

@@ -57,11 +57,18 @@ class ModelBundle:
     methods: dict[int, dict[str, FusionMethod]]
     info: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    #: methods trained for a task other than retrieval, ``task_methods[task][seed][name]``
+    #: (VQA: instances with an answer head); a task not listed here uses :attr:`methods`
+    task_methods: dict[str, dict[int, dict[str, FusionMethod]]] = field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int]:
         """The training seeds, in order."""
-        return list(self.methods)
+        return list(self.methods) or list(next(iter(self.task_methods.values()), {}))
+
+    def methods_for(self, task: str) -> dict[int, dict[str, FusionMethod]]:
+        """``[seed][name]`` of the methods to evaluate on ``task``."""
+        return self.task_methods.get(task, self.methods)
 
 
 class Backend:
@@ -73,9 +80,12 @@ class Backend:
         return []
 
     def build(self, dataset: Any, models: list[str | ModelSpec], device: torch.device, progress: ProgressFactory,
-              seeds: list[int]) -> ModelBundle:
+              seeds: list[int], tasks: dict[str, list[str]] | None = None) -> ModelBundle:
         """Load (or train) the encoder and every model in ``models``, once per training seed;
-        ``methods[seed]`` of the bundle is keyed by each model's row name."""
+        ``methods[seed]`` of the bundle is keyed by each model's row name.
+
+        ``tasks``: task -> the rows evaluated on it (default: every model on retrieval); a
+        backend builds per-task instances where a task needs its own heads (VQA)."""
         raise NotImplementedError
 
 

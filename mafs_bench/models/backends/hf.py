@@ -311,7 +311,11 @@ class HFBackend(PretrainedBackend):
                        resolve_batch_size(self.batch_size, device), resolve_workers(self.num_workers, device), max_len)
 
     def build(self, dataset: Any, models: list[str | ModelSpec], device: torch.device, progress: ProgressFactory,
-              seeds: list[int]) -> ModelBundle:
+              seeds: list[int], tasks: dict[str, list[str]] | None = None) -> ModelBundle:
+        trained_tasks = sorted(t for t, rows in (tasks or {}).items() if t != "retrieval" and rows)
+        if trained_tasks:
+            raise WeightsMissingError(f"backend 'hf' has no heads for tasks {trained_tasks} yet (VQA heads and caption "
+                                      f"decoders train on the embedded backend only); use backend 'embedded' for them")
         problems = self.preflight(models)
         if problems:
             raise WeightsMissingError("; ".join(problems))

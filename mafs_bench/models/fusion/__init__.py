@@ -1,16 +1,20 @@
 """Fusion methods, one file each, registered in :data:`FUSIONS` by name.
 
-Adding a method (QMF, PDF, GMU, ...) is one new module with a ``@FUSIONS.register`` class: every
-module of this package is imported here (:func:`~mafs_bench.registry.import_submodules`). A method
-outside mafs-bench needs no registration at all: a suite names it as ``"package.module:Class"`` or
-through the entry-point group ``mafs_bench.fusion_methods`` (:mod:`mafs_bench.models.methods`).
+Adding a method is one new module with a ``@FUSIONS.register`` class: every module of this
+package is imported here (:func:`~mafs_bench.registry.import_submodules`). Registered: ``mafs``,
+``fixed_sum``, ``albef``, ``blip``, ``clip``, the late-fusion peers ``concat_mlp``, ``gmu``,
+``qmf``, ``pdf`` (sharing :mod:`.streams`), the ``prior`` baseline and ``itm_head`` (a pretrained
+model's own ITM head). A method outside mafs-bench needs no registration at all: a suite names it
+as ``"package.module:Class"`` or through the entry-point group ``mafs_bench.fusion_methods``
+(:mod:`mafs_bench.models.methods`).
 """
 
 from ...registry import import_submodules
-from .base import CUE_NAMES, FUSIONS, FusionMethod, PairOutput, PairSignals, ReferencePool, gather
+from .base import (CUE_NAMES, FUSIONS, AnswerOutput, AnswerSpace, FusionMethod, PairOutput, PairSignals, ReferencePool,
+                   gather, soft_cross_entropy)
 
-__all__ = ["CUE_NAMES", "FUSIONS", "FusionMethod", "PairOutput", "PairSignals", "ReferencePool", "gather",
-           "create_fusion"]
+__all__ = ["CUE_NAMES", "FUSIONS", "AnswerOutput", "AnswerSpace", "FusionMethod", "PairOutput", "PairSignals",
+           "ReferencePool", "gather", "create_fusion", "soft_cross_entropy"]
 
 import_submodules(__name__)  # registration: one module per method
 

@@ -25,14 +25,16 @@ import torch
 from torch import nn
 
 from ..encoder import ImageFeatures, TextFeatures
-from .base import FUSIONS, FusionMethod, PairOutput, PairSignals, Prepared
+from .base import FUSIONS, AnswerOutput, AnswerSpace, FusionMethod, PairOutput, PairSignals, Prepared
 from .blocks import FusionStack, end_token
+from .caption_blocks import CrossAttentionConditioner
 
 
 class ClsCrossAttentionFusion(FusionMethod):
     """Trainable text layer, then [CLS]-query fusion layers (:class:`FusionStack`) and ITM head."""
 
     network = "cls_cross_attention"
+    tasks = frozenset({"retrieval", "vqa", "captioning"})
 
     def __init__(self, image_width: int, text_width: int, width: int = 128, heads: int = 8, layers: int = 1,
                  ffn_ratio: int = 2, project_first: bool = False, **options: Any) -> None:
@@ -79,7 +81,28 @@ class ClsCrossAttentionFusion(FusionMethod):
         h = self.stack(txt["cls"], img, None, txt.get("q0"))  # (G, C, 1, W)
         return PairOutput(self.itm(h[:, :, 0]))
 
+    def setup_answers(self, space: AnswerSpace, embed_dim: int) -> None:
+        """VQA: the fused [CLS] of the question is classified over the answers (ALBEF and BLIP
+        fine-tune an answer decoder for VQA; a classifier over the frequent answers is the
+        common simplification, e.g. in ALBEF's ablations and most VQAv2 baselines)."""
+        self.itm = nn.Linear(self.itm.in_features, len(space.answers))
+        self.answer_space = space
+
+    def answer_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> AnswerOutput:
+        h = self.stack(txt["cls"], img, None, txt.get("q0"))
+        return AnswerOutput(self.itm(h[:, :, 0]))
+
 
 @FUSIONS.register("albef")
 class ALBEFStyle(ClsCrossAttentionFusion):
-    """ALBEF-style: ranking score = ITM match logit."""
+    """ALBEF-style: ranking score = ITM match logit.
+
+    Captioning: ALBEF's layout, text layers then fusion layers; the decoder's lower half
+    (``layers // 2`` layers) is text-only and its upper half cross-attends to the image tokens
+    (:class:`~.caption_blocks.CrossAttentionConditioner`). ALBEF itself has no caption decoder;
+    this is its fusion encoder's layout made causal.
+    """
+
+    def caption_conditioner(self, image_width: int, embed_dim: int, width: int, heads: int,
+                            layers: int) -> CrossAttentionConditioner:
+        return CrossAttentionConditioner(image_width, width, heads, layers, fuse_layers=range(layers // 2, layers))

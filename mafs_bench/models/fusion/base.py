@@ -14,6 +14,11 @@ captioning) never branch on a method's name; they call the four hooks below:
   those tokens per pair; a plain list of pairs is the case ``C = 1``;
 * :meth:`score`: how the method turns (ITM logit, ITC similarity) into its ranking score.
 
+VQA uses the same preparation and grouping with (image, question) pairs: :meth:`setup_answers`
+gives an instance an answer head over the training answers (:class:`AnswerSpace`), and
+:meth:`answer_forward` returns answer logits (and fusion weights) per pair. Training calls
+:meth:`task_loss` for both tasks. A method lists the tasks it supports in :attr:`FusionMethod.tasks`.
+
 Methods without a fusion network (``clip``) set ``has_fusion = False``; retrieval then ranks
 by ITC alone and never calls the pair hooks.
 
@@ -24,14 +29,19 @@ from it as buffers, so that its cues are computed the same way in training and a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...registry import Registry
 from ..encoder import ImageFeatures, TextFeatures
+
+if TYPE_CHECKING:
+    from .caption_blocks import CaptionConditioner
 
 Prepared = dict[str, torch.Tensor]
 
@@ -46,6 +56,11 @@ class PairSignals:
     strength: torch.Tensor | None = None
     #: (G, C) bool, training only: whether the pair is a true (image, caption) match
     matched: torch.Tensor | None = None
+    #: (G, C) int64, training only: the pair's row in the training pool (per-sample histories, QMF)
+    items: torch.Tensor | None = None
+    #: (G, C) int64, VQA: each question's type as an index into :attr:`AnswerSpace.types` (-1:
+    #: a type unseen in training); the ``prior`` baseline answers by it
+    qtype: torch.Tensor | None = None
 
 
 @dataclass
@@ -60,6 +75,10 @@ class ReferencePool:
         texts: (M, D) embeddings of their captions.
         caption_image: (M,) int64, the image each caption describes.
         logit_scale: the dual encoder's 1 / tau.
+        answers: VQA only: (M,) int64, each training question's target answer as an index into
+            :attr:`AnswerSpace.answers` (-1: not among them); ``texts`` are then the questions,
+            ``caption_image`` their images and ``bank_texts`` the answer prototypes.
+        question_types: VQA only: (M,) int64 type of each question in :attr:`AnswerSpace.types`.
     """
 
     bank_images: torch.Tensor
@@ -68,6 +87,8 @@ class ReferencePool:
     texts: torch.Tensor
     caption_image: torch.Tensor
     logit_scale: float
+    answers: torch.Tensor | None = None
+    question_types: torch.Tensor | None = None
 
 
 #: names of the per-pair cues a method may report, in column order: normalised entropies of the
@@ -91,6 +112,40 @@ class PairOutput:
         """The ITM match logit (ALBEF's retrieval score)."""
         return self.itm_logits[..., 1]
 
+    @property
+    def logits(self) -> torch.Tensor:
+        """The task logits (ITM: (G, C, 2)), the name :meth:`FusionMethod.task_loss` reads."""
+        return self.itm_logits
+
+
+@dataclass
+class AnswerOutput:
+    """What a fusion method says about a batch of (image, question) pairs (VQA)."""
+
+    logits: torch.Tensor  # (G, C, A) over the answer vocabulary (AnswerSpace.answers)
+    alpha: torch.Tensor | None = None  # (G, C, 2): (alpha_v, alpha_t), summing to 1
+    cues: torch.Tensor | None = None  # (G, C, len(CUE_NAMES)): raw cues behind alpha
+    aux: dict[str, torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class AnswerSpace:
+    """The answers a VQA head classifies over, and the question types it knows.
+
+    Attributes:
+        answers: the training split's normalised answers, most frequent first (ties: sorted),
+            at most the recipe's ``max_answers`` (VQAv2 practice: the frequent answers).
+        types: the training split's question types, sorted.
+    """
+
+    answers: tuple[str, ...]
+    types: tuple[str, ...]
+
+    def type_index(self, types: Sequence[str]) -> torch.Tensor:
+        """(Q,) int64 index of each type in :attr:`types`, -1 for a type unseen in training."""
+        where = {t: i for i, t in enumerate(self.types)}
+        return torch.tensor([where.get(t, -1) for t in types], dtype=torch.long)
+
 
 class FusionMethod(nn.Module):
     """Base class of every registered fusion method.
@@ -102,6 +157,15 @@ class FusionMethod(nn.Module):
     """
 
     has_fusion: ClassVar[bool] = True
+    #: the method predicts without reading its input: the training split's most frequent target
+    #: (the ``prior`` row of the generative tasks); tasks then never call its network hooks
+    predicts_prior: ClassVar[bool] = False
+    #: names of the tasks (registered in ``mafs_bench.tasks.TASKS``) this method can be evaluated
+    #: on. A suite checks its models against it when it is loaded (``runner/suite.py``): a model
+    #: named in a task's own ``models`` list must support the task (else the suite is rejected);
+    #: a model of the suite-wide ``models`` list that does not support a task is skipped for
+    #: that task, with a note in the log and in ``run.json`` (``skipped``).
+    tasks: ClassVar[frozenset[str]] = frozenset({"retrieval"})
     #: name of the network design; methods that share it (and its options) share trained weights.
     network: ClassVar[str] = ""
     #: True for a method that runs a backend model's own pretrained head (``itm_head``): only a
@@ -133,12 +197,48 @@ class FusionMethod(nn.Module):
         """Ranking score of re-ranked pairs; default: the ITM match logit alone (ALBEF)."""
         return out.match_logit
 
-    def regulariser(self, out: PairOutput) -> torch.Tensor:
+    def regulariser(self, out: PairOutput | AnswerOutput) -> torch.Tensor:
         """Extra training loss term (MA-AFS: KL to uniform); zero by default."""
-        return out.itm_logits.new_zeros(())
+        return out.logits.new_zeros(())
+
+    def task_loss(self, logits: torch.Tensor, target: torch.Tensor, out: PairOutput | AnswerOutput) -> torch.Tensor:
+        """The training loss of a batch: cross-entropy of ``logits`` (B, K) (``out.logits``
+        flattened to one row per pair) against ``target``, integer labels (B,) or target
+        probabilities (B, K) (VQA's soft scores), plus :meth:`regulariser`. Methods with
+        per-modality heads (QMF, PDF) add their terms here."""
+        return soft_cross_entropy(logits, target) + self.regulariser(out)
+
+    # --- VQA -----------------------------------------------------------------------------------
+
+    #: set by the backend on a method set up for VQA (:meth:`setup_answers`)
+    answer_space: AnswerSpace | None = None
+
+    def setup_answers(self, space: AnswerSpace, embed_dim: int) -> None:
+        """Make this instance a VQA model over ``space.answers`` (called before training or
+        loading its weights): methods that support VQA replace their output layer by one with
+        ``len(space.answers)`` outputs. ``embed_dim``: the encoder's contrastive embedding
+        width (for heads on the embeddings). An instance set up for VQA is not used for retrieval."""
+        raise NotImplementedError(f"{type(self).__name__} does not support VQA")
+
+    def answer_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> AnswerOutput:
+        """Answer logits for grouped (image, question) pairs ``(img[g], txt[g, c])``; the
+        questions are prepared by :meth:`prepare_texts` like captions."""
+        raise NotImplementedError(f"{type(self).__name__} does not support VQA")
 
     def fit_reference(self, pool: ReferencePool) -> None:
         """Called once before training with the pool's clean features; nothing by default."""
+
+    def caption_conditioner(self, image_width: int, embed_dim: int, width: int, heads: int,
+                            layers: int) -> CaptionConditioner:
+        """The method's part of a caption decoder (:mod:`.caption_blocks`): how the image enters
+        a decoder of ``layers`` layers of ``width`` with ``heads`` heads, from image tokens of
+        ``image_width`` and pooled embeddings of ``embed_dim``. A new instance with fresh weights
+        (the captioning task trains it), built from this method's options.
+
+        Raises:
+            NotImplementedError: the method has no caption decoder (it does not support captioning).
+        """
+        raise NotImplementedError(f"fusion method {type(self).__name__} has no caption decoder")
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """Optimizer parameter groups; one group at ``lr`` by default."""
@@ -154,6 +254,14 @@ class FusionMethod(nn.Module):
 
 
 FUSIONS: Registry[type[FusionMethod]] = Registry("fusion method")
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of (B, K) ``logits`` against integer labels (B,) (``F.cross_entropy``)
+    or against (B, K) target probabilities (rows summing to 1)."""
+    if target.dtype in (torch.int64, torch.int32):
+        return F.cross_entropy(logits, target)
+    return -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 
 def gather(prepared: Prepared, index: torch.Tensor) -> Prepared:

@@ -13,11 +13,20 @@ import torch
 
 from .albef import ClsCrossAttentionFusion
 from .base import FUSIONS, PairOutput
+from .caption_blocks import CrossAttentionConditioner
 
 
 @FUSIONS.register("blip")
 class BLIPStyle(ClsCrossAttentionFusion):
-    """BLIP-style: ranking score = ITM match logit + ITC similarity."""
+    """BLIP-style: ranking score = ITM match logit + ITC similarity.
+
+    Captioning: BLIP's image-grounded text decoder, causal self-attention, cross-attention to
+    the image tokens and FFN in every layer (:class:`~.caption_blocks.CrossAttentionConditioner`).
+    """
+
+    def caption_conditioner(self, image_width: int, embed_dim: int, width: int, heads: int,
+                            layers: int) -> CrossAttentionConditioner:
+        return CrossAttentionConditioner(image_width, width, heads, layers)
 
     def score(self, out: PairOutput, itc: torch.Tensor) -> torch.Tensor:
         return out.match_logit + itc

@@ -83,8 +83,9 @@ import torch
 from torch import nn
 
 from ..encoder import ImageFeatures, TextFeatures
-from .base import CUE_NAMES, FUSIONS, FusionMethod, PairOutput, PairSignals, Prepared, ReferencePool
+from .base import CUE_NAMES, FUSIONS, AnswerOutput, AnswerSpace, FusionMethod, PairOutput, PairSignals, Prepared, ReferencePool
 from .blocks import FusionStack, Scheduler, end_token, kl_to_uniform, masked_mean, normalised_entropy
+from .caption_blocks import IMAGE_CUES, ScheduledConditioner
 
 DEFAULT_CUES: tuple[str, ...] = ("h_v", "h_t", "a_v", "a_t")
 
@@ -115,6 +116,7 @@ class ScheduledFusion(FusionMethod):
     """
 
     network = "scheduled_fusion"
+    tasks = frozenset({"retrieval", "vqa", "captioning"})
 
     def __init__(self, image_width: int, text_width: int, width: int = 128, heads: int = 8, layers: int = 2,
                  ffn_ratio: int = 2, scheduler_hidden: int = 32, temperature: float = 1.0, kl_weight: float = 0.01,
@@ -234,7 +236,11 @@ class ScheduledFusion(FusionMethod):
         z = (cues - self.cue_mean) / self.cue_std
         return self.scheduler(z[..., self.cue_index])
 
-    def pair_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> PairOutput:
+    def fuse(self, img: Prepared, txt: Prepared,
+             signals: PairSignals) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, dict[str, torch.Tensor]]:
+        """The scheduled fusion of grouped pairs: pooled fused state (G, C, W), the weights
+        (None for fixed weights: constant weights carry no per-sample information), the cues
+        and the training-only tensors of :meth:`regulariser`."""
         cues = None if self.scheduler is None else self.cues(img, txt, signals)
         alpha = self.weights(signals.itc[..., None] if cues is None else cues)
         h, attended = self.stack.forward_with_context(txt["t"], img, alpha.detach() if self.detach_alpha else alpha,
@@ -248,10 +254,24 @@ class ScheduledFusion(FusionMethod):
                 aux["reliability"] = reliability_target(signals.strength)
                 if self.reliability_pairs == "matched" and signals.matched is not None:
                     aux["reliability_mask"] = signals.matched.float()
-        # constant weights (fixed_sum) are not reported: they carry no per-sample information
-        return PairOutput(self.head(pooled), alpha if self.scheduler is not None else None, cues, aux or None)
+        return pooled, alpha if self.scheduler is not None else None, cues, aux
 
-    def regulariser(self, out: PairOutput) -> torch.Tensor:
+    def pair_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> PairOutput:
+        pooled, alpha, cues, aux = self.fuse(img, txt, signals)
+        return PairOutput(self.head(pooled), alpha, cues, aux or None)
+
+    def setup_answers(self, space: AnswerSpace, embed_dim: int) -> None:
+        """VQA: the head classifies the fused state over the answers. The reference banks of
+        :meth:`fit_reference` are then held-out training images and the answer prototypes
+        (the answers' text embeddings), so ``H_v`` is the image's entropy over the answers."""
+        self.head = nn.Linear(self.head.in_features, len(space.answers))
+        self.answer_space = space
+
+    def answer_forward(self, img: Prepared, txt: Prepared, signals: PairSignals) -> AnswerOutput:
+        pooled, alpha, cues, aux = self.fuse(img, txt, signals)
+        return AnswerOutput(self.head(pooled), alpha, cues, aux or None)
+
+    def regulariser(self, out: PairOutput | AnswerOutput) -> torch.Tensor:
         if self.scheduler is None or out.alpha is None:
             return super().regulariser(out)
         loss = self.kl_weight * kl_to_uniform(out.alpha)
@@ -266,6 +286,27 @@ class ScheduledFusion(FusionMethod):
             per_mod = torch.stack([(z - out.aux["z_v"]).pow(2).mean(-1), (z - out.aux["z_t"]).pow(2).mean(-1)], dim=-1)
             loss = loss + self.consistency_weight * (out.alpha * per_mod).sum(-1).mean()
         return loss
+
+    def caption_conditioner(self, image_width: int, embed_dim: int, width: int, heads: int,
+                            layers: int) -> ScheduledConditioner:
+        """Scheduled fusion of the image into the decoder's language stream in every layer
+        (:class:`~.caption_blocks.ScheduledConditioner`), with this method's scheduler options;
+        the scheduler reads the image cues among ``cues`` (``h_v``, ``a_v``) against a fixed
+        caption bank. ``fixed_sum``: weights pinned at ``fixed_alpha_v``.
+
+        Raises:
+            ValueError: ``cues`` names no image cue.
+        """
+        o = self.options
+        cues = [c for c in o["cues"] if c in IMAGE_CUES]
+        if self.fixed_alpha_v is None and not cues:
+            raise ValueError(f"captioning: the MA-AFS scheduler reads image cues {list(IMAGE_CUES)}, "
+                             f"and fusion option cues {o['cues']} has none")
+        return ScheduledConditioner(image_width, width, heads, layers, cues=cues or IMAGE_CUES, bank_size=o["bank_size"],
+                                    scheduler_hidden=o["scheduler_hidden"], temperature=o["temperature"],
+                                    kl_weight=o["kl_weight"], reliability_weight=o["reliability_weight"],
+                                    detach_alpha=o["detach_alpha"], scheduler_lr_scale=o["scheduler_lr_scale"],
+                                    fixed_alpha_v=self.fixed_alpha_v)
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         if self.scheduler is None:
