@@ -376,9 +376,12 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     clean_questions: dict[int, Any] = {}
     for done, cell in enumerate(cells):
         if cell.label not in data_by_domain:
-            data_by_domain[cell.label] = check_data(
+            data = check_data(
                 dataset.load(cell.domain) if cell.strength == 1.0 else dataset.load_shifted(cell.domain, cell.strength, in_domain),
                 tasks)
+            for task in tasks.values():  # e.g. VQA's max_questions (tasks read disjoint parts of the data)
+                data = task.select(data)
+            data_by_domain[cell.label] = data
         data = data_by_domain[cell.label]
         if cell.label not in clean_images:
             clean_images[cell.label] = bundle.encoder.encode_images(data.images)
