@@ -21,7 +21,7 @@ from mafs_bench.reporting.families import (
     report_family,
 )
 from mafs_bench.reporting.robustness import KEY_COLUMNS, MEASURES, robustness_table
-from mafs_bench.reporting.schema import METRICS_COLUMNS, domain_label, split_domain
+from mafs_bench.reporting.schema import DEFAULT_CORRUPTED, METRICS_COLUMNS, domain_label, split_domain
 from synthetic_runs import make_items, metrics_from_items, write_run
 
 # model -> clean, noise severities 1/3/5, keyboard severities 1/3, outline strengths 0.5/1
@@ -37,7 +37,7 @@ def make_metrics(metric: str = "r_mean", seeds_of_m: int = 2) -> pd.DataFrame:
 
     def add(model: str, seed: int, domain: str, corruption: str, modality: str, severity: int, value: float) -> None:
         rows.append(dict(zip(METRICS_COLUMNS, (model, seed, "retrieval", "world", domain, corruption, modality,
-                                               severity, metric, value), strict=True)))
+                                               DEFAULT_CORRUPTED[modality], severity, metric, value), strict=True)))
 
     for model, (clean, noise, keyboard, outline) in SCORES.items():
         for seed in range(seeds_of_m if model == "m" else 1):

@@ -243,3 +243,15 @@ def test_data_without_questions_stops_a_vqa_suite_naming_the_task() -> None:
     captions_only = ImageTextData("caps", "x", np.zeros((2, 4, 4, 3), np.uint8), ["a", "b"], [0, 1])
     with pytest.raises(PreflightError, match="task vqa cannot run on this data: caps .x.: no question-answer pairs"):
         check_data(captions_only, {"vqa": create_task("vqa")})
+
+
+def test_max_questions_keeps_an_evenly_spaced_subset_with_its_ids() -> None:
+    data = ImageTextData("d", "x", np.zeros((3, 4, 4, 3), np.uint8), ["c"], [0], questions=[f"q{i}" for i in range(10)],
+                         answers=[[str(i)] for i in range(10)], question_image=np.arange(10) % 3,
+                         question_ids=np.arange(100, 110))
+    picked = create_task("vqa", max_questions=4).select(data)
+    assert picked.questions == ["q0", "q3", "q6", "q9"] and picked.question_ids.tolist() == [100, 103, 106, 109]
+    assert picked.answers == [["0"], ["3"], ["6"], ["9"]] and picked.question_image.tolist() == [0, 0, 0, 0]
+    assert picked.captions == ["c"] and create_task("vqa").select(data) is data
+    with pytest.raises(ValueError, match="max_questions"):
+        create_task("vqa", max_questions=0)

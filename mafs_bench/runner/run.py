@@ -571,9 +571,12 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     try:
         for done, cell in enumerate(cells):
             if cell.label not in data_by_domain:
-                data_by_domain[cell.label] = check_data(
+                data = check_data(
                     dataset.load(cell.domain) if cell.strength == 1.0 else dataset.load_shifted(cell.domain, cell.strength, in_domain),
                     tasks)
+                for task in tasks.values():  # e.g. VQA's max_questions (tasks read disjoint parts of the data)
+                    data = task.select(data)
+                data_by_domain[cell.label] = data
             data = data_by_domain[cell.label]
             # the cell's corrupted side, made once and encoded by every group's own encoder
             images = corrupt_images(data, cell, suite.seed, device, suite.image_corruption_backend) \

@@ -178,6 +178,11 @@ class Task:
     #: skipped for it (e.g. captioning, whose input is the image alone, under text corruptions)
     corrupts: ClassVar[dict[str, str]] = {"none": "none", "image": "images", "text": "captions", "pair": "caption_pairs"}
 
+    def select(self, data: Any) -> Any:
+        """The part of an evaluation set (``ImageTextData``) this task evaluates; all of it by
+        default (VQA's ``max_questions`` keeps a subset of the questions)."""
+        return data
+
     def corrupted_input(self, modality: str) -> str | None:
         """What a cell of ``modality`` ("none", "image", "text", "pair") corrupts for this task
         ("none", "images", "captions", ...), or None when such cells do not apply to it."""

@@ -22,11 +22,13 @@ A question whose answer logits hold a NaN or inf is wrong (it scores 0) and coun
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
 import torch
 
+from ..data.base import ImageTextData
 from ..metrics.vqa import vqa_accuracy_per_item
 from ..models.fusion import CUE_NAMES, FusionMethod, PairSignals, gather
 from .base import TASKS, EncodedCell, ItemScores, QuestionSet, Task, TaskResult
@@ -94,9 +96,12 @@ class VQA(Task):
     Args:
         per_type: also report ``accuracy_<type>`` per question type.
         chunk: (image, question) pairs scored per forward pass.
+        max_questions: evaluate at most this many questions, evenly spaced over the data set's
+            question list (:meth:`select`; the same questions in every cell, with their own ids,
+            so cells and runs stay paired); None: all.
 
     Raises:
-        ValueError: ``chunk < 1``.
+        ValueError: ``chunk < 1`` or ``max_questions < 1``.
     """
 
     name: ClassVar[str] = "vqa"
@@ -105,11 +110,25 @@ class VQA(Task):
     needs: ClassVar[str] = "qa"
     corrupts: ClassVar[dict[str, str]] = {"none": "none", "image": "images", "text": "questions", "pair": "question_pairs"}
 
-    def __init__(self, per_type: bool = True, chunk: int = 4096) -> None:
+    def __init__(self, per_type: bool = True, chunk: int = 4096, max_questions: int | None = None) -> None:
         if not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"vqa chunk must be a positive integer, got {chunk!r}")
+        if max_questions is not None and (not isinstance(max_questions, int) or max_questions < 1):
+            raise ValueError(f"vqa max_questions must be a positive integer or null, got {max_questions!r}")
         self.per_type = bool(per_type)
         self.chunk = chunk
+        self.max_questions = max_questions
+
+    def select(self, data: ImageTextData) -> ImageTextData:
+        """``data`` with at most ``max_questions`` questions, evenly spaced over its list (the
+        images and captions stay whole)."""
+        n = len(data.questions)
+        if self.max_questions is None or n <= self.max_questions:
+            return data
+        rows = np.unique(np.linspace(0, n - 1, self.max_questions).round().astype(np.int64))
+        return replace(data, questions=[data.questions[i] for i in rows], answers=[data.answers[i] for i in rows],
+                       question_image=data.question_image[rows], question_types=[data.question_types[i] for i in rows],
+                       question_ids=data.question_ids[rows])
 
     @property
     def item_metrics(self) -> dict[str, list[str]]:

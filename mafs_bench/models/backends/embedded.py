@@ -55,7 +55,8 @@ class EmbeddedBackend(Backend):
         seed: the encoder's training seed (the suite's ``seed``); the fusion heads are trained
             once per seed of the suite's ``seeds`` (:meth:`build`).
         vqa_train: overrides of the VQA heads' :class:`FusionTrainConfig` (default: the
-            ``fusion_train`` recipe with :data:`VQA_STEPS` steps); the same for every method.
+            ``fusion_train`` recipe with :data:`VQA_STEPS` steps, without its opt-in
+            ``corruptions``, which the VQA heads never train on); the same for every method.
         max_answers: size of the VQA answer vocabulary (the most frequent training answers).
 
     VQA heads (:mod:`mafs_bench.models.vqa_training`) train on the questions of the fusion pool's
@@ -130,12 +131,11 @@ class EmbeddedBackend(Backend):
         """The VQA recipe: the fusion recipe's settings, :data:`VQA_STEPS` steps, then ``overrides``."""
         if "seed" in overrides:
             raise ValueError("backend.options.vqa_train.seed: training seeds are the suite field `seeds`")
-        # the ITM heads' opt-in training corruptions are not inherited (run.json lists them for the ITM heads)
-        inherited = {k: v for k, v in fusion.items() if k != "corruptions"}
+        if overrides.get("corruptions"):
+            raise ValueError("backend.options.vqa_train.corruptions: VQA heads train on feature-level augmentations "
+                             "only (no opt-in corruptions)")
+        inherited = {k: v for k, v in fusion.items() if k != "corruptions"}  # fusion_train's opt-in is the ITM heads'
         merged = {"steps": VQA_STEPS, "warmup": VQA_WARMUP, **inherited, **overrides}
-        if merged.get("corruptions"):
-            raise ValueError("backend.options.vqa_train: VQA heads train on feature-level augmentations only "
-                             "(no opt-in corruptions)")
         for key in ("augmentations",):
             if key in merged:
                 merged[key] = tuple(merged[key])
