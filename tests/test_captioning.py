@@ -195,6 +195,32 @@ SETS = {
 }
 
 
+def test_per_item_rouge_and_cider_equal_pycocoevalcap_on_random_captions() -> None:
+    """The scorer's own ROUGE-L (bit-parallel LCS) and CIDEr-D (reference vectors kept) against
+    pycocoevalcap's Rouge and Cider, on random token sequences (empty predictions included)."""
+    import random
+
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    from mafs_bench.metrics.captioning import _CiderItems, _RougeItems
+
+    rng = random.Random(0)
+    words = "a b c d e f".split()
+
+    def sentence(low: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.randint(low, 12)))
+
+    refs = {i: [sentence(1) for _ in range(rng.randint(1, 5))] for i in range(40)}
+    preds = {i: "" if i % 9 == 0 else sentence(0) for i in refs}
+    rouge, cider = _RougeItems(refs), _CiderItems(refs)
+    want_rouge = Rouge().compute_score(refs, {i: [p] for i, p in preds.items()})[1]
+    want_cider = Cider().compute_score(refs, {i: [p] for i, p in preds.items()})[1]
+    assert [rouge.score(i, preds[i]) for i in refs] == pytest.approx(list(want_rouge), abs=1e-12)
+    assert [cider.score(i, preds[i]) for i in refs] == pytest.approx(list(want_cider), abs=1e-12)
+    assert max(want_cider) > 0 and max(want_rouge) > 0
+
+
 def _pycocoevalcap(sets: dict) -> dict:
     """Corpus and per-item scores of each set, from pycocoevalcap called as COCOEvalCap does
     (PTB tokenizer, then each scorer), one METEOR process for all sets."""
