@@ -373,3 +373,30 @@ def test_training_config_is_validated() -> None:
     assert CaptionTrainConfig().augmentations == ("image_feature_noise", "image_token_dropout")
     with pytest.raises(ValueError, match="augment_prob"):
         CaptionTrainConfig(augment_prob=2.0)
+
+
+def test_caption_weights_are_keyed_by_the_code_that_trains_them() -> None:
+    from mafs_bench.models import cache
+
+    files = {rel for rel, _ in cache.source_files(cache.CAPTION_SOURCES)}
+    for needed in ("mafs_bench/models/caption_decoder.py", "mafs_bench/models/caption_training.py",
+                   "mafs_bench/models/fusion/caption_blocks.py", "mafs_bench/models/augment.py"):
+        assert needed in files, needed
+    assert "mafs_bench/models/caption_decoder.py" not in {rel for rel, _ in cache.source_files(cache.CODE_SOURCES)}
+
+
+def test_each_backend_group_fits_its_own_decoders_and_they_accumulate(tmp_path, monkeypatch) -> None:
+    """The runner calls fit once per backend group (each with its own encoder); the decoders of
+    every group's rows stay available for evaluation."""
+    monkeypatch.setenv("MAFS_BENCH_CACHE", str(tmp_path))
+    images, captions = _synthetic({"red": 6, "blue": 6, "green": 6}, 0)
+    vocab = sorted({w for c in CAPTIONS.values() for w in c.split()})
+    dataset = SimpleNamespace(training_data=lambda: (images, captions, vocab), recipe=lambda: {"synthetic": 2})
+    task = Captioning(pool=12, bank=4, decoder={"width": 16, "heads": 2, "ffn_ratio": 4}, train={"steps": 2, "batch_size": 4})
+    for seed, (row, method) in enumerate((("clip", "clip"), ("mafs_b", "mafs"))):
+        torch.manual_seed(seed)
+        encoder = DualEncoder(load_encoder_config("mafs-tiny-vit"), WordTokenizer(vocab, 12)).eval()
+        bundle = SimpleNamespace(encoder=encoder, info={"encoder_key": f"group-{seed}"})
+        info = task.fit(bundle, dataset, {(0, row): create_fusion(method, 128, 128)}, torch.device("cpu"), None)
+        assert info["trained"] == [f"{row}/0"]
+    assert set(task.fitted.decoders) == {(0, "clip"), (0, "mafs_b")}

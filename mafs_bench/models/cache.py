@@ -92,10 +92,13 @@ HEAD_SOURCES: tuple[str, ...] = (
     "mafs_bench/data/base.py",
     "mafs_bench/data/coco.py",  # Karpathy training splits and their order
 )
-#: the caption decoders (cache kind ``"caption"``): trained on the encoder's features, with the
-#: fusion methods' conditioners (``fusion/*.py``) and the same image augmentations
+#: the caption decoders (cache kind ``"caption"``): trained on an encoder's features (the
+#: embedded one's or a pretrained one's) with the fusion methods' conditioners and the image
+#: augmentations, on the dataset's training split
 CAPTION_SOURCES: tuple[str, ...] = (
     *CODE_SOURCES,
+    "mafs_bench/data/coco.py",  # Karpathy training splits and their order
+    "mafs_bench/data/nocaps.py",  # which dataset lends nocaps its training split
     "mafs_bench/models/caption_decoder.py",  # decoder architecture
     "mafs_bench/models/caption_training.py",  # teacher forcing, pool, tokenizer, prior, keys
 )

@@ -213,6 +213,33 @@ class CaptionTrainingSplit:
     vocabulary: list[str] | None
 
 
+def training_split(dataset: Any) -> CaptionTrainingSplit:
+    """The captioned images of the dataset's training split (:meth:`Dataset.train_split`, or
+    :meth:`Dataset.training_data` for a dataset that gives only that), in split order.
+
+    Raises:
+        ValueError: the dataset has no training split, or none of its images has a caption.
+    """
+    split = dataset.train_split() if hasattr(dataset, "train_split") else None
+    if split is not None:
+        per_image: list[list[str]] = [[] for _ in range(len(split.images))]
+        for caption, owner in zip(split.captions, np.asarray(split.caption_image).tolist()):
+            per_image[owner].append(caption)
+        images, captions, vocab = split.images, per_image, dataset.vocabulary()
+    else:
+        got = dataset.training_data() if hasattr(dataset, "training_data") else None
+        if got is None:
+            raise ValueError(f"captioning trains its decoders on the dataset's training split, but dataset "
+                             f"{type(dataset).__name__} provides none")
+        images, captions, vocab = got
+    keep = [i for i, caps in enumerate(captions) if len(caps) > 0]
+    if not keep:
+        raise ValueError(f"captioning: the training split of {type(dataset).__name__} has no captions")
+    if len(keep) != len(captions):
+        images, captions = subset(images, keep), [captions[i] for i in keep]
+    return CaptionTrainingSplit(images, [list(c) for c in captions], list(vocab) if vocab else None)
+
+
 def split_pool(n_train: int, pool: int, bank: int) -> tuple[slice, slice]:
     """Rows of the decoders' training pool and of the caption bank (disjoint; the bank follows
     the pool and takes at most a fifth of a small training split).

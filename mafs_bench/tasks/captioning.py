@@ -35,10 +35,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..data.base import subset
 from ..metrics.captioning import CAPTION_METRICS, CaptionScorer, MeteorProcess
 from ..models.caption_decoder import DecoderShape
-from ..models.caption_training import CaptionTrainConfig, CaptionTrainingSplit, FittedCaptioners, fit_captioners
+from ..models.caption_training import CaptionTrainConfig, FittedCaptioners, fit_captioners, training_split
 from ..models.encoder import ImageFeatures
 from ..models.fusion import CUE_NAMES, FusionMethod
 from ..models.tokenizer import SPECIAL_TOKENS
@@ -128,7 +127,8 @@ class Captioning(Task):
 
     def fit(self, bundle: Any, dataset: Any, methods: Mapping[MethodKey, FusionMethod], device: torch.device,
             progress: Callable[[str, int], Callable[[int, int, float], None]]) -> dict[str, Any]:
-        """Train (or load) a caption decoder per (seed, method) on the dataset's training split.
+        """Train (or load) a caption decoder per (seed, method) on the dataset's training split,
+        on ``bundle``'s encoder (called once per backend group; the decoders accumulate).
 
         Raises:
             ValueError: the dataset has no training split with captions, or a method has no
@@ -139,9 +139,13 @@ class Captioning(Task):
                 raise ValueError(f"model {name!r} has no caption decoder; it cannot be evaluated on captioning")
         split = training_split(dataset)
         key = (bundle.info or {}).get("encoder_key") or repr(sorted((bundle.info or {}).items()))
-        self.fitted = fit_captioners(bundle.encoder, key, split, dict(methods), self.shape, self.train, self.pool,
-                                     self.bank, dataset.recipe(), device, progress)
-        return self.fitted.info
+        fitted = fit_captioners(bundle.encoder, key, split, dict(methods), self.shape, self.train, self.pool,
+                                self.bank, dataset.recipe(), device, progress)
+        if self.fitted is None:
+            self.fitted = fitted
+        else:  # another backend group (its own encoder): its rows' decoders join the others
+            self.fitted.decoders.update(fitted.decoders)
+        return fitted.info
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -227,30 +231,3 @@ class Captioning(Task):
     def close(self) -> None:
         """End the METEOR process (a later evaluation starts a new one)."""
         self._meteor.close()
-
-
-def training_split(dataset: Any) -> CaptionTrainingSplit:
-    """The captioned images of the dataset's training split (:meth:`Dataset.train_split`, or
-    :meth:`Dataset.training_data` for a dataset that gives only that), in split order.
-
-    Raises:
-        ValueError: the dataset has no training split, or none of its images has a caption.
-    """
-    split = dataset.train_split() if hasattr(dataset, "train_split") else None
-    if split is not None:
-        per_image: list[list[str]] = [[] for _ in range(len(split.images))]
-        for caption, owner in zip(split.captions, np.asarray(split.caption_image).tolist()):
-            per_image[owner].append(caption)
-        images, captions, vocab = split.images, per_image, dataset.vocabulary()
-    else:
-        got = dataset.training_data() if hasattr(dataset, "training_data") else None
-        if got is None:
-            raise ValueError(f"captioning trains its decoders on the dataset's training split, but dataset "
-                             f"{type(dataset).__name__} provides none")
-        images, captions, vocab = got
-    keep = [i for i, caps in enumerate(captions) if len(caps) > 0]
-    if not keep:
-        raise ValueError(f"captioning: the training split of {type(dataset).__name__} has no captions")
-    if len(keep) != len(captions):
-        images, captions = subset(images, keep), [captions[i] for i in keep]
-    return CaptionTrainingSplit(images, [list(c) for c in captions], list(vocab) if vocab else None)
