@@ -47,7 +47,7 @@ from ..heads import ProgressFactory
 from ..methods import ModelSpec, as_model_specs
 from .base import BACKENDS, ModelBundle, WeightsMissingError
 from .open_clip_hub import hf_cache_dir
-from .pretrained import (PretrainedBackend, autocast, encoder_key, image_batches, resolve_batch_size, resolve_precision,
+from .pretrained import (PretrainedBackend, autocast, encode_image_batches, encoder_key, image_batches, resolve_batch_size, resolve_precision,
                          resolve_workers)
 
 #: files whose digests identify a save_pretrained folder (weights, configs, tokenizer, processor)
@@ -127,16 +127,7 @@ class _HFEncoder:
     @torch.no_grad()
     def encode_images(self, images: Any) -> ImageFeatures:
         """N uint8 HxWx3 images -> :class:`ImageFeatures` on the device (float32)."""
-        if len(images) == 0:
-            one = self.encode_images([np.zeros((8, 8, 3), np.uint8)])
-            return ImageFeatures(one.emb[:0], one.tokens[:0])
-        embs, toks = [], []
-        for pixels in image_batches(images, self._preprocess, self.batch_size, self.device, self.num_workers):
-            with autocast(self.device, self.precision):
-                emb, tokens = self._forward_images(pixels)
-            embs.append(F.normalize(emb.float(), dim=-1))
-            toks.append(tokens.float())
-        return ImageFeatures(torch.cat(embs), torch.cat(toks))
+        return encode_image_batches(self, images)
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str], length: int | None = None) -> TextFeatures:

@@ -45,7 +45,7 @@ from ..encoder import ImageFeatures, TextFeatures
 from ..heads import ProgressFactory
 from ..methods import ModelSpec, as_model_specs
 from .base import BACKENDS, ModelBundle, WeightsMissingError
-from .pretrained import (PretrainedBackend, autocast, encoder_key, image_batches, resolve_batch_size, resolve_precision,
+from .pretrained import (PretrainedBackend, autocast, encode_image_batches, encoder_key, image_batches, resolve_batch_size, resolve_precision,
                          resolve_workers)
 
 HF_PREFIX, LOCAL_PREFIX = "hf-hub:", "local-dir:"
@@ -271,16 +271,7 @@ class OpenClipEncoder:
     def encode_images(self, images: Any) -> ImageFeatures:
         """N uint8 HxWx3 images (array, list or lazy sequence) -> :class:`ImageFeatures` on the
         device: (N, D) normalised embeddings, (N, P, W) patch tokens, float32."""
-        if len(images) == 0:
-            one = self.encode_images([np.zeros((8, 8, 3), np.uint8)])
-            return ImageFeatures(one.emb[:0], one.tokens[:0])
-        embs, toks = [], []
-        for pixels in image_batches(images, self._preprocess, self.batch_size, self.device, self.num_workers):
-            with autocast(self.device, self.precision):
-                pooled, tokens = self._forward_images(pixels)
-            embs.append(F.normalize(pooled.float(), dim=-1))
-            toks.append(tokens.float())
-        return ImageFeatures(torch.cat(embs), torch.cat(toks))
+        return encode_image_batches(self, images)
 
     def _ids_and_mask(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids (N, context_length) and the mask of each caption's tokens up to and

@@ -106,6 +106,31 @@ def image_batches(images: Sequence[Any], preprocess: Callable[[np.ndarray], torc
         yield batch.to(device, non_blocking=True)
 
 
+def encode_image_batches(wrapper: Any, images: Any) -> Any:
+    """``wrapper``'s features of N uint8 HxWx3 images (array, list or lazy sequence), batched.
+
+    The one image-encoding loop of the pretrained wrappers: ``wrapper`` gives ``_preprocess``,
+    ``batch_size``, ``device``, ``num_workers``, ``precision`` and ``_forward_images(pixels) ->
+    (pooled (B, D), tokens (B, P, W))``. Returns :class:`~mafs_bench.models.encoder.ImageFeatures`
+    on the device: L2-normalised embeddings and tokens, float32. No images: an empty set of the
+    right widths (one blank image is encoded to learn them).
+    """
+    import torch.nn.functional as F
+
+    from ..encoder import ImageFeatures
+
+    if len(images) == 0:
+        one = encode_image_batches(wrapper, [np.zeros((8, 8, 3), np.uint8)])
+        return ImageFeatures(one.emb[:0], one.tokens[:0])
+    embs, toks = [], []
+    for pixels in image_batches(images, wrapper._preprocess, wrapper.batch_size, wrapper.device, wrapper.num_workers):
+        with autocast(wrapper.device, wrapper.precision):
+            pooled, tokens = wrapper._forward_images(pixels)
+        embs.append(F.normalize(pooled.float(), dim=-1))
+        toks.append(tokens.float())
+    return ImageFeatures(torch.cat(embs), torch.cat(toks))
+
+
 class PretrainedBackend(Backend):
     """Base of backends whose encoder is pretrained: options shared by ``open_clip`` and ``hf``.
 
