@@ -137,6 +137,8 @@ def plot_fusion_weights(
     Raises:
         SchemaError: Several tasks and no ``task``, or no corrupted rows to plot.
     """
+    if task is not None and "task" in weights.columns:  # validate only the rows drawn
+        weights = weights[weights["task"].astype(str) == task]
     weights = validate_weights(weights)
     tasks = sorted(weights["task"].unique())
     if task is None:

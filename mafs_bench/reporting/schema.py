@@ -374,9 +374,7 @@ def _normalise(
     _check_columns(frame.columns, columns, source)
     out = frame.loc[:, list(columns)].reset_index(drop=True)
     for column in str_columns:
-        missing = out[column].isna()  # pandas 3 keeps NaN through astype(str), pandas 2 spells it "nan"
-        out[column] = out[column].astype(str)
-        empty = missing | out[column].str.strip().isin(("", "nan"))
+        out[column], empty = _as_str(out[column])
         _fail_rows(empty, f"empty values in column {column!r}", source)
     out["severity"] = _to_int(out["severity"], "severity", source)
     out["seed"] = _to_int(out["seed"], "seed", source)
@@ -405,11 +403,33 @@ def _to_int(values: pd.Series, column: str, source: str) -> pd.Series:
     return numbers.astype("int64")
 
 
+def _as_str(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``values`` as strings and the mask of the empty ones (missing, blank or ``nan``).
+
+    Checked on the distinct values only: a weights or items column has a handful of distinct
+    labels over up to millions of rows.
+    """
+    missing = values.isna()  # pandas 3 keeps NaN through astype(str), pandas 2 spells it "nan"
+    text = values.astype(str)
+    distinct = pd.unique(text)
+    blank = [v for v in distinct if isinstance(v, str) and v.strip() in ("", "nan")]
+    return text, (missing | text.isin(blank)) if blank else missing
+
+
 def _to_float(values: pd.Series, column: str, source: str) -> pd.Series:
-    """Parse a float column; blank or ``nan`` means missing, anything else must parse."""
+    """Parse a float column; blank or ``nan`` means missing, anything else must parse.
+
+    A column that is already numeric (an in-memory frame) is only cast; text is parsed and
+    only the entries that did not parse are checked for a spelling of missing.
+    """
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-    spelled_nan = values.isna() | values.astype(str).str.strip().str.lower().isin(_NAN_SPELLINGS)
-    _fail_rows(numbers.isna() & ~spelled_nan, f"column {column!r} must hold numbers", source, values)
+    unparsed = numbers.isna() & values.notna()
+    if unparsed.any():
+        spelled_nan = values[unparsed].astype(str).str.strip().str.lower().isin(_NAN_SPELLINGS)
+        _fail_rows(unparsed & ~spelled_nan.reindex(values.index, fill_value=True),
+                   f"column {column!r} must hold numbers", source, values)
     return numbers
 
 
