@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from mafs_bench.data import ImageTextData
-from mafs_bench.metrics.captioning import CaptionScorer
+from mafs_bench.metrics.captioning import CaptionScorer, MeteorProcess
 from mafs_bench.models.caption_decoder import CaptionDecoder, DecoderShape, ffn_hidden_for_budget
 from mafs_bench.models.caption_training import (CaptionTrainConfig, most_frequent_caption, pool_vocabulary,
                                                 split_pool)
@@ -250,9 +250,12 @@ def _pycocoevalcap(sets: dict) -> dict:
 
 
 @needs_java
-def test_caption_scorer_equals_pycocoevalcap_for_every_set() -> None:
-    """(caption_metrics equals pycocoevalcap too: tests/test_metrics.py.)"""
-    with CaptionScorer(REFS) as scorer:
+@pytest.mark.parametrize("workers", [1, 3])
+def test_caption_scorer_equals_pycocoevalcap_for_every_set(workers: int) -> None:
+    """(caption_metrics equals pycocoevalcap too: tests/test_metrics.py.) With several METEOR
+    processes each computes a share of the statistics; the scores stay pycocoevalcap's."""
+    meteor = MeteorProcess(workers=workers)
+    with CaptionScorer(REFS, meteor=meteor) as scorer:
         got = scorer.score_many(SETS)
         again = scorer.score(SETS["poor"])  # from the kept per-item parts
         with pytest.raises(ValueError, match="ids differ"):
@@ -267,6 +270,9 @@ def test_caption_scorer_equals_pycocoevalcap_for_every_set() -> None:
         for name in corpus:
             assert corpus[name] == pytest.approx(want[name], abs=1e-9), (key, name)
             np.testing.assert_allclose(per_item[name], want_items[name], rtol=0, atol=1e-9, err_msg=f"{key} {name}")
+    meteor.close()
+    with pytest.raises(ValueError, match="workers"):
+        MeteorProcess(workers=0)
     assert again[0] == got["poor"][0]
     assert got["good"][0]["CIDEr"] > got["same"][0]["CIDEr"] > got["poor"][0]["CIDEr"]
 

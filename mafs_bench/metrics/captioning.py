@@ -30,6 +30,7 @@ unchanged.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -397,51 +398,74 @@ class CaptionScorer:
 
 
 class MeteorProcess:
-    """One METEOR 1.5 process (pycocoevalcap's ``Meteor``, started on first use), for many
-    prediction sets: :meth:`stats` gives each caption's sufficient statistics and
-    :meth:`evaluate` a set's per-caption and corpus scores, as ``Meteor.compute_score`` does."""
+    """METEOR 1.5 processes (pycocoevalcap's ``Meteor``, started on first use or by
+    :meth:`start`), for many prediction sets: :meth:`stats` gives each caption's sufficient
+    statistics and :meth:`evaluate` a set's per-caption and corpus scores, as
+    ``Meteor.compute_score`` does.
 
-    def __init__(self) -> None:
-        self._meteor: Any = None
+    A caption's statistics depend on that caption and its references only, so :meth:`stats`
+    splits a batch over ``workers`` JVMs (each single-threaded) and joins their lines in order:
+    the same lines one process would give (a test holds the scores to ``Meteor.compute_score``).
 
-    def _process(self) -> Any:
-        if self._meteor is None:
+    Args:
+        workers: METEOR processes (default: the CPU count, at most 2; each JVM holds its
+            paraphrase tables, about 1 GiB).
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is None:
+            workers = max(1, min(2, os.cpu_count() or 1))
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"METEOR workers must be a positive integer, got {workers!r}")
+        self.workers = workers
+        self._meteors: list[Any] = []
+
+    def start(self) -> None:
+        """Start the JVMs now (they load their tables in the background while the caller
+        works on); idempotent.
+
+        Raises:
+            RuntimeError: no ``java`` on PATH.
+        """
+        if not self._meteors:
             _require_java()
             from pycocoevalcap.meteor.meteor import Meteor
 
-            self._meteor = Meteor()
-        return self._meteor
+            self._meteors = [Meteor() for _ in range(self.workers)]
 
     def stats(self, pairs: Sequence[tuple[str, Sequence[str]]], chunk: int = 64) -> list[str]:
         """Statistics of each (tokenized prediction, tokenized references): the ``SCORE`` lines of
-        pycocoevalcap's ``Meteor._stat``, sent ``chunk`` at a time and then read back (one round
-        trip per chunk instead of per caption; a chunk stays far below a pipe's buffer, so
-        neither side can block the other).
+        pycocoevalcap's ``Meteor._stat``, in the order of ``pairs``. Each process gets a
+        contiguous share, sent ``chunk`` at a time and then read back (one round trip per chunk
+        instead of per caption; a chunk stays far below a pipe's buffer, so neither side can
+        block the other).
 
         Raises:
-            RuntimeError: the METEOR process failed (its stderr is in the message).
+            RuntimeError: a METEOR process failed (its stderr is in the message).
         """
-        meteor = self._process()
-        out: list[str] = []
+        self.start()
+        share = -(-len(pairs) // len(self._meteors)) if pairs else 0
+        parts = [pairs[k * share : (k + 1) * share] for k in range(len(self._meteors))]
         try:
-            with meteor.lock:
-                for start in range(0, len(pairs), chunk):
-                    part = pairs[start : start + chunk]
-                    lines = "".join(" ||| ".join(("SCORE", " ||| ".join(refs), hyp.replace("|||", "").replace("  ", " ")))
-                                    + "\n" for hyp, refs in part)
-                    meteor.meteor_p.stdin.write(lines.encode())
-                    meteor.meteor_p.stdin.flush()
-                    out += [meteor.meteor_p.stdout.readline().decode().strip() for _ in part]
+            if len(pairs) <= share:  # one share: no thread
+                out = [line for meteor, part in zip(self._meteors, parts) for line in _meteor_stats(meteor, part, chunk)]
+            else:
+                with ThreadPoolExecutor(max_workers=len(self._meteors) - 1) as pool:
+                    rest = [pool.submit(_meteor_stats, m, part, chunk) for m, part in zip(self._meteors[1:], parts[1:])]
+                    out = _meteor_stats(self._meteors[0], parts[0], chunk)
+                    for future in rest:
+                        out += future.result()
         except Exception as error:
             self._fail(error)
-        if any(not line for line in out):
+        if len(out) != len(pairs) or any(not line for line in out):
             self._fail(RuntimeError("no statistics returned"))
         return out
 
     def evaluate(self, stats: Sequence[str]) -> tuple[float, np.ndarray]:
         """Corpus and per-caption METEOR of a set from its captions' statistics (the ``EVAL``
         line of ``Meteor.compute_score``)."""
-        meteor = self._process()
+        self.start()
+        meteor = self._meteors[0]
         try:
             with meteor.lock:
                 meteor.meteor_p.stdin.write(("EVAL ||| " + " ||| ".join(stats) + "\n").encode())
@@ -453,15 +477,29 @@ class MeteorProcess:
         return score, np.asarray(items, dtype=np.float64)
 
     def _fail(self, error: Exception) -> None:
-        stderr = _close_meteor(self._meteor)[-2000:] if self._meteor is not None else ""
-        self._meteor = None
+        stderr = "".join(_close_meteor(m)[-2000:] for m in self._meteors)
+        self._meteors = []
         raise RuntimeError(f"METEOR (java -jar meteor-1.5.jar) failed: {error!r}\n{stderr}") from error
 
     def close(self) -> None:
-        """End the process (if one was started)."""
-        if self._meteor is not None:
-            _close_meteor(self._meteor)
-            self._meteor = None
+        """End the processes (if any were started)."""
+        for meteor in self._meteors:
+            _close_meteor(meteor)
+        self._meteors = []
+
+
+def _meteor_stats(meteor: Any, pairs: Sequence[tuple[str, Sequence[str]]], chunk: int) -> list[str]:
+    """The ``SCORE`` lines of one METEOR process for ``pairs`` (see :meth:`MeteorProcess.stats`)."""
+    out: list[str] = []
+    with meteor.lock:
+        for start in range(0, len(pairs), chunk):
+            part = pairs[start : start + chunk]
+            lines = "".join(" ||| ".join(("SCORE", " ||| ".join(refs), hyp.replace("|||", "").replace("  ", " ")))
+                            + "\n" for hyp, refs in part)
+            meteor.meteor_p.stdin.write(lines.encode())
+            meteor.meteor_p.stdin.flush()
+            out += [meteor.meteor_p.stdout.readline().decode().strip() for _ in part]
+    return out
 
 
 class _RougeItems:

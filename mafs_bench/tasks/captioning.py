@@ -109,7 +109,7 @@ class Captioning(Task):
             raise ValueError(f"captioning train: {err}") from None
         self.fitted: FittedCaptioners | None = None
         self._scorers: dict[tuple, CaptionScorer] = {}  # per reference set (domain)
-        self._meteor = MeteorProcess()  # one METEOR process for the run (its start-up takes seconds)
+        self._meteor = MeteorProcess()  # METEOR's JVMs for the run (fit starts them: their start-up takes seconds)
 
     @property
     def item_metrics(self) -> dict[str, list[str]]:
@@ -137,6 +137,7 @@ class Captioning(Task):
         for (_, name), method in methods.items():
             if not method.predicts_prior and type(method).caption_conditioner is FusionMethod.caption_conditioner:
                 raise ValueError(f"model {name!r} has no caption decoder; it cannot be evaluated on captioning")
+        self._meteor.start()  # loads its tables while the decoders train and the other tasks evaluate
         split = training_split(dataset)
         key = (bundle.info or {}).get("encoder_key") or repr(sorted((bundle.info or {}).items()))
         fitted = fit_captioners(bundle.encoder, key, split, dict(methods), self.shape, self.train, self.pool,
