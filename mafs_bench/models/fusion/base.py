@@ -265,5 +265,13 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 
 def gather(prepared: Prepared, index: torch.Tensor) -> Prepared:
-    """Rows ``index`` of every prepared tensor (``index`` may be 2-D: (G, C) for captions)."""
+    """Rows ``index`` of every prepared tensor (``index`` may be 2-D: (G, C) for captions).
+
+    An ``index`` that is every row in order (VQA over a gallery whose every image has a
+    question) returns the tensors themselves, not copies: callers only read them."""
+    if index.dim() == 1 and prepared:
+        n = len(index)
+        if all(v.shape[0] == n for v in prepared.values()) and \
+                torch.equal(index, torch.arange(n, device=index.device, dtype=index.dtype)):
+            return dict(prepared)
     return {k: v[index] for k, v in prepared.items()}
