@@ -8,8 +8,8 @@ follows whatever the reference folder holds. It passes (exit 0) when every leade
 reference that has a 95% bootstrap interval is reproduced inside that interval and ``mafs-bench
 compare`` finds no significant drop (:func:`mafs_bench.testing.assert_reproduces`); exit 1 names
 the scores that are not. Trained weights come from ``$MAFS_BENCH_CACHE`` (about 2 minutes for the
-quickstart on 2 CPU cores with the models cached; 7+ minutes when they are trained first).
-``tests/test_reproduce.py`` runs this when ``MAFS_BENCH_REPRO=1``.
+quickstart on 2 CPU cores with the models cached or shipped in the zoo; 8+ minutes when they are trained first).
+``tests/test_reproduce.py`` runs this unless ``MAFS_BENCH_REPRO=0``.
 """
 
 from __future__ import annotations
