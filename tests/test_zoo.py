@@ -85,3 +85,12 @@ def test_shipping_prunes_entries_the_suite_no_longer_uses(_isolated: Path, monke
     cache.save_weights("fusion", {"net": "new"}, _state(), {})
     new = cache.ship_used()
     assert not old.exists() and not old.with_suffix(".json").exists() and new[0].is_file()
+
+
+def test_shipping_leaves_plugin_weights_out(_isolated: Path) -> None:
+    cache.save_weights("fusion", CFG, _state(), {})
+    cache.save_weights("fusion", {**CFG, "plugin": {"class": "my_fusion:MyFusion", "sources": {"my_fusion.py": "ab"}}},
+                       _state(), {})
+    shipped = cache.ship_used()
+    assert [p.stem for p in shipped] == [cache.config_key(CFG, "fusion")]
+    assert sorted(p.name for p in (_isolated / "fusion").iterdir()) == sorted([shipped[0].name, shipped[0].with_suffix(".json").name])

@@ -13,9 +13,10 @@ from .progress import rich_progress
 def train(
     suite: Path = typer.Argument(..., help="Suite YAML file whose backend and models to train."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
-    ship: bool = typer.Option(False, "--ship", help="Also write float16 copies of every weight the suite uses into "
-                              "the package's model zoo (mafs_bench/models/zoo/), replacing stale entries: "
-                              "fresh clones then skip training."),
+    ship: bool = typer.Option(False, "--ship", help="Also write float16 copies of every weight the suite uses (plugins' "
+                              "excepted) into the package's model zoo (mafs_bench/models/zoo/), and delete the zoo's "
+                              "entries of those kinds this suite does not use: fresh clones then skip training. "
+                              "For the maintainers' quickstart."),
 ) -> None:
     """Train the suite's encoder, fusion heads (ITM and VQA) and caption decoders into the weights cache (nothing is evaluated)."""
     from ..models.cache import SHIPPED_ROOT, cache_root, ship_used

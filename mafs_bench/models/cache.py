@@ -282,7 +282,8 @@ def _load_shipped(kind: str, config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def ship_used(root: Path | None = None, prune: bool = True) -> list[Path]:
-    """Write float16 copies of every entry this process loaded or saved into the zoo.
+    """Write float16 copies of every entry this process loaded or saved into the zoo, except
+    plugins' (entries whose config has a ``plugin`` part: a user's code, not the package's).
 
     Args:
         root: the zoo folder (default :data:`SHIPPED_ROOT`, the package's own).
@@ -297,6 +298,9 @@ def ship_used(root: Path | None = None, prune: bool = True) -> list[Path]:
         source = cache_root() / "weights" / kind / f"{key}.safetensors"
         with safe_open(source, framework="pt", device="cpu") as f:
             header = (f.metadata() or {})[_RECIPE_KEY]
+            config = json.loads(header).get("config")
+            if isinstance(config, dict) and "plugin" in config:
+                continue
             tensors = {name: f.get_tensor(name) for name in f.keys()}
         half = {name: t.half() if t.dtype in (torch.float32, torch.float64) else t for name, t in tensors.items()}
         dest = root / kind / f"{key}.safetensors"
