@@ -46,6 +46,10 @@ def test_tiny_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     result = runner.invoke(app, ["run", str(suite), "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert f"Results in {out}" in result.output
+    listed = " ".join(result.output.split("Results in", 1)[1].split("HTML report", 1)[0].split())
+    for name in ("metrics.csv", "items.csv.gz", "fusion_weights.csv", "fusion_cues.csv", "run.json", "gallery.png",
+                 "leaderboard.md"):  # every file a user looks for is named, and exists
+        assert name in listed and (out / name).is_file(), name
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns) == list(METRICS_COLUMNS)
     cells = metrics[["domain", "corruption", "severity"]].drop_duplicates()

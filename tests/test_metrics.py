@@ -418,3 +418,15 @@ def test_perfect_and_empty_predictions(ours_per_item, ours_corpus):
             assert ours_per_item[name][row[empty]] == 0.0, (empty, name)
     for name in ("ROUGE_L", "CIDEr"):  # the corpus value is the mean of the per-image ones
         assert ours_corpus[name] == pytest.approx(ours_per_item[name].mean(), abs=1e-9)
+
+
+@needs_java
+def test_the_ptb_tokenizer_prints_nothing_to_the_terminal(capfd: pytest.CaptureFixture[str]) -> None:
+    """Its Java process reports each call's speed on stderr; a run would print one line per cell."""
+    from mafs_bench.metrics.captioning import CaptionScorer
+
+    corpus = caption_metrics({1: "a red bus"}, {1: ["a red bus on a road", "the bus"]})
+    with CaptionScorer({1: ["a red bus on a road"]}) as scorer:
+        scorer.score({1: "a bus"})
+    assert corpus["Bleu_1"] == pytest.approx(1.0)
+    assert "PTBTokenizer" not in capfd.readouterr().err

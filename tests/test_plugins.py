@@ -151,7 +151,10 @@ def test_a_plugin_module_that_fails_to_import_says_why(tmp_path: Path, monkeypat
     (["clip", {"name": "clip", "method": "mafs"}], "models", "listed twice: ['clip']"),
     ([{"name": "", "method": "clip"}], "models.0.name", "at least 1 character"),
     ([{"name": "x", "method": "clip", "backend": "nope"}], "models.0.backend.name", "Unknown model backend 'nope'"),
-    ([{"name": "x", "method": "clip", "weights": 1}], "models.0.weights", "Extra inputs are not permitted"),
+    ([{"name": "x", "method": "clip", "weights": 1}], "models.0.weights",
+     "unknown field 'weights'; known fields: name, method, options, backend"),
+    ([{"name": "x", "methd": "clip"}], "models.0.methd",
+     "unknown field 'methd' (did you mean 'method'?); known fields: name, method, options, backend"),
 ])
 def test_bad_model_entries(models: list, field: str, message: str) -> None:
     with pytest.raises(SuiteError) as err:

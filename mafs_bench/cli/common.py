@@ -21,8 +21,9 @@ def friendly_errors(*error_types: type[BaseException]) -> Iterator[None]:
     try:
         yield
     except error_types as err:
-        err_console.print(f"[bold red]error:[/] {type(err).__name__}", highlight=False)
-        err_console.print(str(err), highlight=False, markup=False, soft_wrap=True)
+        message = str(err) or type(err).__name__  # the message names file, field and value
+        err_console.print("[bold red]error:[/] ", end="", highlight=False)
+        err_console.print(message, highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -142,7 +144,7 @@ def _score(
     def entry(text: str) -> dict[str, str]:
         return {"caption": text.translate(_LINE_BREAKS)}
 
-    tokenizer = PTBTokenizer()
+    tokenizer = _quiet(PTBTokenizer)()
     gts = tokenizer.tokenize({i: [entry(c) for c in references[i]] for i in ids})
     res = tokenizer.tokenize({i: [entry(predictions[i])] for i in ids})
     aligned = (
@@ -614,13 +616,37 @@ class _CiderItems:
         return float(np.mean(total) / len(self._refs[i]) * 10.0)
 
 
+class _QuietSubprocess:
+    """``subprocess`` as pycocoevalcap's tokenizer module sees it (:func:`_quiet`): its Java
+    process's stderr, one "PTBTokenizer tokenized N tokens at ..." line per call, is captured
+    instead of reaching the terminal between the progress bars. Everything else is
+    ``subprocess``'s own."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen:  # noqa: N802 - subprocess's name
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen(*args, **kwargs)
+
+
+def _quiet(tokenizer_class: type) -> type:
+    """pycocoevalcap's ``PTBTokenizer`` class, its module made to run Java with stderr captured
+    (the tokenization is the library's, unchanged)."""
+    module = sys.modules[tokenizer_class.__module__]
+    if not isinstance(module.subprocess, _QuietSubprocess):
+        module.subprocess = _QuietSubprocess()
+    return tokenizer_class
+
+
 def _tokenize(texts: Mapping[Hashable, Iterable[str]]) -> dict[Hashable, list[str]]:
     """pycocoevalcap's PTB tokenizer on ``{id: [captions]}`` (line breaks made spaces), checked
     to return one line per caption, in order."""
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     given = {i: [c.translate(_LINE_BREAKS) for c in caps] for i, caps in texts.items()}
-    out = PTBTokenizer().tokenize({i: [{"caption": c} for c in caps] for i, caps in given.items()})
+    out = _quiet(PTBTokenizer)().tokenize({i: [{"caption": c} for c in caps] for i, caps in given.items()})
     if list(out) != list(given) or any(len(out[i]) != len(given[i]) for i in given):
         raise RuntimeError("pycocoevalcap's PTB tokenizer did not return one line per caption")
     return out

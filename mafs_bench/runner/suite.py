@@ -42,7 +42,10 @@ writes it) or a name of the entry-point group ``mafs_bench.fusion_methods``
 
 from __future__ import annotations
 
+import difflib
 import json
+import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -427,16 +430,53 @@ def _anchor_plugin_files(data: dict[str, Any], folder: Path) -> None:
                 entry["method"] = f"{(folder / path).resolve()}:{attr}"
 
 
-def format_validation_error(source: str, err: ValidationError) -> str:
-    """One line per problem: ``file: field a.b: message (got value)``."""
+def format_validation_error(source: str, err: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """One line per problem: ``file: field a.b: message (got value)``. A misspelled field of
+    ``model`` (or of a model nested in it) is named with the closest known field."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         got = e.get("input")
-        shown = "" if isinstance(got, dict) or e["type"] == "missing" else f" (got {got!r})"
+        if e["type"] == "extra_forbidden" and model is not None and e["loc"]:
+            msg = _unknown_field(str(e["loc"][-1]), _fields_at(model, e["loc"][:-1]))
+        said = "got " in msg  # the message already shows the value
+        shown = "" if isinstance(got, dict) or e["type"] == "missing" or said else f" (got {got!r})"
         lines.append(f"{source}: field {loc}: {msg}{shown}")
     return "\n".join(lines)
+
+
+def _unknown_field(name: str, known: list[str] | None) -> str:
+    """``Extra inputs are not permitted``, said with the closest known field and the known ones."""
+    if not known:
+        return "Extra inputs are not permitted (unknown field)"
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"Extra inputs are not permitted: unknown field {name!r}{hint}; known fields: {', '.join(known)}"
+
+
+def _fields_at(model: type[BaseModel], path: Sequence[Any]) -> list[str] | None:
+    """The field names of the model at ``path`` (list indices skipped) below ``model``, or None."""
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        inner = None if field is None else _model_in(field.annotation)
+        if inner is None:
+            return None
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (directly, or in a list, dict or union), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
@@ -444,7 +484,7 @@ def suite_from_dict(data: dict[str, Any], source: str = "<suite>") -> Suite:
     try:
         return Suite.model_validate(data)
     except ValidationError as err:
-        raise SuiteError(format_validation_error(source, err)) from None
+        raise SuiteError(format_validation_error(source, err, Suite)) from None
 
 
 def load_suite(path: str | Path) -> Suite:
