@@ -9,10 +9,6 @@ import typer
 from .common import console, err_console, friendly_errors, known_errors
 from .progress import rich_progress
 
-#: what the runner writes besides the report's figures and leaderboards, in the order they are named
-RESULT_FILES = ("metrics.csv", "items.csv.gz", "fusion_weights.csv", "fusion_cues.csv", "run.json",
-                "gallery.png", "gallery.json")
-
 
 def run(
     suite: Path = typer.Argument(..., help="Suite YAML file, e.g. suites/quickstart.yaml."),
@@ -31,7 +27,6 @@ def run(
     board = out_dir / "leaderboard.md"
     if board.is_file():
         console.print(board.read_text(), markup=False, highlight=False)
-    data = [name for name in RESULT_FILES if (out_dir / name).is_file()]
-    console.print(f"Results in {out_dir}/ ({result.seconds:.0f} s): "
-                  + ", ".join([*data, *(p.name for p in result.report_files)]), highlight=False)
+    console.print(f"Results in {out_dir}/ ({result.seconds:.0f} s): " + ", ".join(p.name for p in result.files),
+                  highlight=False)
     console.print(f"HTML report with robustness aggregates: mafs-bench report {out_dir}", highlight=False)

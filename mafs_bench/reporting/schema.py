@@ -201,7 +201,7 @@ def validate_items(frame: pd.DataFrame, source: str = "items frame") -> pd.DataF
     for column in ("seed", "severity", "item"):
         out[column] = _to_int(out[column], column, source)
     for column in values:
-        out[column] = _to_float(out[column], column, source) if out[column].dtype != "float64" else out[column]
+        out[column] = _to_float(out[column], column, source)
     _check_modalities(out, source)
     _check_unique(out, ITEMS_KEY, source)
     return out
@@ -412,7 +412,7 @@ def _as_str(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     missing = values.isna()  # pandas 3 keeps NaN through astype(str), pandas 2 spells it "nan"
     text = values.astype(str)
     distinct = pd.unique(text)
-    blank = [v for v in distinct if isinstance(v, str) and v.strip() in ("", "nan")]
+    blank = [v for v in distinct if isinstance(v, str) and v.strip() in _NAN_SPELLINGS]
     return text, (missing | text.isin(blank)) if blank else missing
 
 

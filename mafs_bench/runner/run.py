@@ -100,6 +100,8 @@ class RunResult:
     weights: pd.DataFrame
     report_files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    #: every file the run wrote: results files, ``run.json``, the gallery, then ``report_files``
+    files: list[Path] = field(default_factory=list)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -280,6 +282,11 @@ class ResultsWriter:
             frame.to_csv(self.weights_path, mode="a", header=False, index=False, float_format="%.4g")
             self._weights.append(frame)
             cell_means(frame).to_csv(self.cues_path, mode="a", header=False, index=False, float_format="%.5g")
+
+    @property
+    def paths(self) -> list[Path]:
+        """The files this writer writes."""
+        return [self.metrics_path, self.items_path, self.weights_path, self.cues_path]
 
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Everything written so far, as two frames."""
@@ -623,8 +630,9 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     timings.update({f"evaluate_{name}": round(seconds, 1) for name, seconds in task_seconds.items()})
     tick = time.time()
     shifted = {label: data for label, data in data_by_domain.items() if label != in_domain}
+    gallery: list[Path] = []
     if in_domain in data_by_domain:
-        write_gallery(out_dir, data_by_domain[in_domain], shifted, suite.corruptions, suite.severities, suite.seed)
+        gallery = write_gallery(out_dir, data_by_domain[in_domain], shifted, suite.corruptions, suite.severities, suite.seed)
     primary = {**DEFAULT_PRIMARY, **meta["primary_metric"]}
     files = write_report(out_dir, {t: primary[t] for t in tasks}, domain=in_domain)
     timings["report"] = round(time.time() - tick, 1)
@@ -632,4 +640,5 @@ def run_suite(suite: Suite, out_dir: Path, progress: ProgressFactory, log: Calla
     meta["seconds"] = round(time.time() - start, 1)
     (out_dir / "run.json").write_text(json.dumps(meta, indent=2, default=str))
     metrics, weights = writer.tables()
-    return RunResult(out_dir, metrics, weights, files, time.time() - start)
+    return RunResult(out_dir, metrics, weights, files, time.time() - start,
+                     [*writer.paths, out_dir / "run.json", *gallery, *files])
