@@ -147,6 +147,38 @@ def test_a_plugin_module_that_fails_to_import_says_why(tmp_path: Path, monkeypat
         suite_from_dict({**BASE, "models": [{"name": "b", "method": "broken_fusion:X"}]}, "s.yaml")
 
 
+def test_a_module_in_the_working_directory_gets_a_hint_that_works(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mafs-bench command does not put the working directory on sys.path (python -m does):
+    the error says so and gives the file reference that loads the same class."""
+    (tmp_path / "cwd_fusion.py").write_text("import mafs_bench\n\nclass Mine(mafs_bench.get_fusion_method('blip')):\n"
+                                            "    pass\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    with pytest.raises(SuiteError) as err:
+        suite_from_dict({**BASE, "models": [{"name": "m", "method": "cwd_fusion:Mine"}]}, "s.yaml")
+    assert "working directory, which is not on sys.path: write 'cwd_fusion.py:Mine' instead, or run with " \
+           "PYTHONPATH=." in str(err.value)
+    suite = suite_from_dict({**BASE, "models": [{"name": "m", "method": "cwd_fusion.py:Mine"}]}, "s.yaml")
+    assert suite.model_specs()[0].cls.__name__ == "Mine"
+
+
+def test_a_missing_module_elsewhere_asks_whether_it_is_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SuiteError, match=r"cannot import module 'nowhere_fusion'.*is it installed, or on sys\.path\?"):
+        suite_from_dict({**BASE, "models": [{"name": "m", "method": "nowhere_fusion:Mine"}]}, "s.yaml")
+
+
+def test_a_model_entry_in_a_task_list_says_where_it_belongs() -> None:
+    data = {**BASE, "models": ["clip"], "tasks": [{"name": "retrieval", "k": 4, "ks": [1, 3],
+                                                  "models": ["clip", {"name": "mine", "method": "fixed_sum"}]}]}
+    with pytest.raises(SuiteError) as err:
+        suite_from_dict(data, "s.yaml")
+    msg = str(err.value)
+    assert "field tasks.0.models" in msg and "takes names of the suite's models" in msg
+    assert "{'name': 'mine', 'method': 'fixed_sum'}" in msg and "top-level `models:` and write 'mine' here" in msg
+
+
 @pytest.mark.parametrize(("models", "field", "message"), [
     (["clip", {"name": "clip", "method": "mafs"}], "models", "listed twice: ['clip']"),
     ([{"name": "", "method": "clip"}], "models.0.name", "at least 1 character"),

@@ -108,6 +108,22 @@ def _import_file(path: Path, ref: str) -> Any:
     return module
 
 
+def _import_hint(module_name: str, attr: str, err: Exception) -> str:
+    """What to do about a module that did not import. The ``mafs-bench`` command does not put
+    the working directory on ``sys.path`` (``python -m`` does), so a module file sitting there
+    is not found; name it as a file instead, or set ``PYTHONPATH``."""
+    top = module_name.split(".")[0]
+    if isinstance(err, ModuleNotFoundError) and err.name == top:
+        here = Path.cwd()
+        as_file = here / (module_name.replace(".", "/") + ".py")
+        if as_file.is_file() or (here / top).is_dir():
+            file_ref = f"{as_file.relative_to(here).as_posix()}:{attr}" if as_file.is_file() else None
+            return (f"it is in the working directory, which is not on sys.path: write "
+                    f"{file_ref!r} instead, or run with PYTHONPATH=." if file_ref else
+                    "it is in the working directory, which is not on sys.path: run with PYTHONPATH=.")
+    return "is it installed, or on sys.path?"
+
+
 def import_method(ref: str) -> type[FusionMethod]:
     """The class named by ``"package.module:Class"`` or ``"path/to/file.py:Class"`` (``Class``
     may be ``Outer.Inner``). A relative file path is relative to the working directory.
@@ -126,7 +142,7 @@ def import_method(ref: str) -> type[FusionMethod]:
             module = importlib.import_module(module_name)
         except Exception as err:  # noqa: BLE001 - any failure of the plugin's import is the user's to see
             raise MethodReferenceError(f"cannot import module {module_name!r} of {ref!r}: {type(err).__name__}: {err} "
-                                       f"(is it on sys.path / installed?)") from err
+                                       f"({_import_hint(module_name, attr, err)})") from err
     obj: Any = module
     for part in attr.split("."):
         try:

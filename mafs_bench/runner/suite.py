@@ -194,6 +194,18 @@ class TaskSpec(_Strict):
             return out
         return data
 
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_only(cls, v: Any) -> Any:
+        """A task's list names models; a model *entry* (a mapping) belongs in the suite's
+        ``models:``, which defines each row once for every task."""
+        for entry in v if isinstance(v, list) else ():
+            if isinstance(entry, dict):
+                name = entry.get("name", "<name>")
+                raise ValueError(f"a task's models list takes names of the suite's models, got the entry {entry!r}; "
+                                 f"define it in the suite's top-level `models:` and write {name!r} here")
+        return v
+
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
