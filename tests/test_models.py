@@ -205,3 +205,65 @@ def test_every_fusion_network_has_the_same_parameter_budget_within_one_percent()
     counts = {n: sum(p.numel() for p in create_fusion(n, 128, 128).parameters()) for n in FUSED}
     base = counts["fixed_sum"]
     assert all(abs(c / base - 1) < 0.01 for c in counts.values()), counts
+
+
+def _tiny_encoder(words: list[str], context_length: int = 8) -> DualEncoder:
+    cfg = load_encoder_config("mafs-micro-vit")
+    cfg["vision_cfg"].update(layers=1, width=32, head_width=16, image_size=16)
+    cfg["text_cfg"].update(layers=1, width=32, heads=2)
+    cfg["embed_dim"] = 16
+    torch.manual_seed(0)
+    return DualEncoder(cfg, WordTokenizer(words, context_length=context_length), precision="fp32")
+
+
+def test_token_alignment_loss_is_filips_word_to_patch_score() -> None:
+    """Identity projections, image tokens = unit vectors: caption c's words equal image c's
+    tokens, so the similarity matrix is the identity and the loss is log(1 + e^-s) per row;
+    pad, start, end and unknown tokens (here aimed at the other image) count for nothing."""
+    from mafs_bench.models.training import TokenAlignment
+
+    align = TokenAlignment(4, 4, 4, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for layer in (align.image, align.text):
+            layer.weight.copy_(torch.eye(4))
+            layer.bias.zero_()
+        align.log_scale.fill_(np.log(10.0))
+    e = torch.eye(4)
+    image_tokens = torch.stack([e[[0, 1]], e[[2, 3]]])  # image 0: e0, e1; image 1: e2, e3
+    text_tokens = torch.stack([torch.stack([e[2], e[0], e[1], e[2], e[3]]),   # <start> w w <end> <unk>
+                               torch.stack([e[0], e[2], e[3], e[0], e[1]])])
+    ids = torch.tensor([[SOT, 4, 5, EOT, UNK], [SOT, 6, 7, EOT, PAD]])
+    loss = align(image_tokens, text_tokens, ids)
+    assert loss.item() == pytest.approx(float(np.log1p(np.exp(-10.0))), rel=1e-3)  # float32 softmax
+    swapped = align(image_tokens.flip(0), text_tokens, ids)  # every caption now matches the other image
+    assert swapped.item() == pytest.approx(float(10.0 + np.log1p(np.exp(-10.0))), rel=1e-5)
+
+
+def test_encoder_training_with_token_alignment_is_reproducible_and_differs_from_itc() -> None:
+    from mafs_bench.models.training import EncoderTrainConfig, train_encoder
+
+    words = ["a", "red", "blue", "circle", "square"]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(12, 16, 16, 3), dtype=np.uint8)
+    captions = [[f"a {c} {s}"] for c, s in zip(rng.choice(["red", "blue"], 12), rng.choice(["circle", "square"], 12))]
+    cfg = EncoderTrainConfig(steps=3, batch_size=6, warmup=1, precision="fp32", token_alignment=1.0)
+
+    def trained(config: EncoderTrainConfig) -> tuple[list[float], dict[str, torch.Tensor]]:
+        enc = _tiny_encoder(words)
+        return train_encoder(enc, images, captions, config), enc.state_dict()
+
+    losses, state = trained(cfg)
+    again, state_again = trained(cfg)
+    itc, state_itc = trained(EncoderTrainConfig(steps=3, batch_size=6, warmup=1, precision="fp32"))
+    assert losses == again and all(torch.equal(state[k], state_again[k]) for k in state)
+    assert losses[0] > itc[0]  # the alignment term adds to the ITC loss
+    assert set(state) == set(state_itc)  # its projections are not part of the encoder
+    assert cfg.as_dict()["token_alignment"] == 1.0
+
+
+@pytest.mark.parametrize("value", [-1.0, float("inf"), "1"])
+def test_bad_token_alignment_weight_is_named(value: object) -> None:
+    from mafs_bench.models.training import EncoderTrainConfig
+
+    with pytest.raises(ValueError, match=r"encoder_train.token_alignment must be a number >= 0"):
+        EncoderTrainConfig(token_alignment=value)
