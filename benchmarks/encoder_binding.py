@@ -63,9 +63,10 @@ from mafs_bench.models.encoder import DualEncoder
 from mafs_bench.models.fusion import create_fusion
 from mafs_bench.models.fusion.blocks import end_token
 from mafs_bench.models.training import lr_at
-from mafs_bench.models.vqa_training import build_answer_space, build_vqa_data, pool_questions, train_vqa
+from mafs_bench.models.vqa_training import train_vqa
 from mafs_bench.runner import load_suite
-from mafs_bench.tasks import EncodedCell, QuestionSet, create_task
+from mafs_bench.tasks import create_task
+from vqa_setup import vqa_data_and_cell
 
 VARIANTS = ("zoo", "itc", "hard_batches", "caption_loss", "token_alignment", "conv_stem", "supervised_shape")
 
@@ -292,15 +293,7 @@ def main() -> None:
     print("swap preference (0.5 = ignores the word): " + ", ".join(f"{k} {v:.3f}" for k, v in swap.items()))
     print(f"question_cos {question_cos:.3f}   patch_index {patch_index:.3f}   shape_at_cell {shape_at_cell:.3f}")
 
-    pool, ref = backend.split_pool(len(train.images))
-    rows = pool_questions(train, pool)
-    space = build_answer_space([train.answers[i] for i in rows], [train.question_types[i] for i in rows],
-                               backend.max_answers)
-    data = build_vqa_data(encoder, train, pool, ref, space)
-    test = dataset.load(suite.dataset.domain or dataset.domains[0])
-    questions = QuestionSet(encoder.encode_texts(test.questions), test.question_image, test.answers, test.question_types)
-    cell = EncodedCell(encoder.encode_images(test.images), encoder.encode_texts([]), np.zeros(0, np.int64),
-                       float(encoder.logit_scale.detach()), questions=questions)
+    space, data, cell = vqa_data_and_cell(encoder, dataset, backend, suite.dataset.domain)
     task = create_task("vqa")
     for name in ("prior", "fixed_sum", "concat_mlp"):
         torch.manual_seed(0)

@@ -15,15 +15,15 @@ import argparse
 import time
 from dataclasses import replace
 
-import numpy as np
 import torch
 
 from mafs_bench.data import create_dataset
 from mafs_bench.models.backends import create_backend
 from mafs_bench.models.fusion import create_fusion
-from mafs_bench.models.vqa_training import build_answer_space, build_vqa_data, pool_questions, train_vqa
+from mafs_bench.models.vqa_training import train_vqa
 from mafs_bench.runner import load_suite
-from mafs_bench.tasks import EncodedCell, QuestionSet, create_task
+from mafs_bench.tasks import create_task
+from vqa_setup import vqa_data_and_cell
 
 
 def main() -> None:
@@ -38,16 +38,7 @@ def main() -> None:
     dataset = create_dataset(suite.dataset.name, **suite.dataset.options)
     backend = create_backend(suite.backend.name, **{"seed": suite.seed, **suite.backend.options})
     encoder = backend.build(dataset, [], torch.device("cpu"), lambda d, t: (lambda *a: None), [0], {"retrieval": []}).encoder
-    train = dataset.train_split()
-    pool, ref = backend.split_pool(len(train.images))
-    rows = pool_questions(train, pool)
-    space = build_answer_space([train.answers[i] for i in rows], [train.question_types[i] for i in rows],
-                               backend.max_answers)
-    data = build_vqa_data(encoder, train, pool, ref, space)
-    test = dataset.load(suite.dataset.domain or dataset.domains[0])
-    questions = QuestionSet(encoder.encode_texts(test.questions), test.question_image, test.answers, test.question_types)
-    cell = EncodedCell(encoder.encode_images(test.images), encoder.encode_texts([]), np.zeros(0, np.int64),
-                       float(encoder.logit_scale.detach()), questions=questions)
+    space, data, cell = vqa_data_and_cell(encoder, dataset, backend, suite.dataset.domain)
     task = create_task("vqa")
     embed_dim = int(backend.encoder_config["embed_dim"])
     for steps in (int(x) for x in args.steps.split(",")):

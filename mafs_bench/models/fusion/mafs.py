@@ -15,8 +15,8 @@ Only the paper's abstract is public; REFERENCES.md s1 holds the specification im
   channel; default weight 0, see below).
 
 Where we depart from REFERENCES.md s1, and why. Measured with ``python
-benchmarks/mafs_variants.py`` (the quickstart's encoder, training pool and recipe, training seed
-0; retrieval on 1000 test images x 5 captions, k 16; Spearman between severity 0/1/3/5 and the
+benchmarks/mafs_variants.py`` at commit 7eb00e5 (the quickstart's encoder of then, ITC only, its
+training pool and recipe, training seed 0; retrieval on 1000 test images x 5 captions, k 16; Spearman between severity 0/1/3/5 and the
 per-sample weight of the corrupted modality; the issue "An honest fusion comparison" asks for
 < -0.3; the README's "MA-AFS variants" table lists every variant's numbers):
 
@@ -65,7 +65,8 @@ on the same seed, since the ITM head must cope with weights that move.
 On VQA (:meth:`ScheduledFusion.setup_answers`) the text bank is the answer prototypes, as the
 specification says, and the same reliability target trains the scheduler. It barely adapts
 there: Spearman -0.11 gaussian_noise, +0.14 motion_blur, -0.20 occlusion, +0.02 keyboard, -0.04
-word_delete (3 seeds; README, "VQA"), because an image degraded by blur looks more like a single
+word_delete (3 seeds, the ITC-only encoder before 6a536ac; README, "VQA", has the current
+quickstart's), because an image degraded by blur looks more like a single
 answer word (higher bank agreement), not less; with held-out captions as the text bank the
 image corruptions reach -0.27 / -0.15 / -0.31 (``python benchmarks/mafs_vqa_bank.py``).
 
