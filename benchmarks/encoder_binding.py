@@ -29,10 +29,10 @@ Variants (``--variant``, each trained from scratch with the suite's encoder reci
 * ``caption_loss``: ITC plus a captioning loss (CoCa, Yu et al. 2022): one cross-attention
   decoder layer on the text tower's (causal) token states predicts each next caption word from
   the image tokens, weight 1;
-* ``token_alignment``: ITC plus FILIP's token-wise contrastive loss (Yao et al. 2021): a
-  caption matches an image by the mean, over its word tokens, of each word's best cosine with
-  an image token (both through a linear projection), weight 1, so each word must find its
-  patch;
+* ``token_alignment``: ITC plus FILIP's token-wise contrastive loss (Yao et al. 2021), weight 1:
+  a caption matches an image by the mean, over its word tokens, of each word's best cosine with
+  an image token, so each word must find its patch (the package's recipe,
+  ``encoder_train.token_alignment``, :class:`mafs_bench.models.training.TokenAlignment`);
 * ``conv_stem``: ITC with the patch embedding replaced by three strided convolutions (Xiao et
   al. 2021, "Early convolutions help transformers see better");
 * ``supervised_shape``: an upper bound, not a usable recipe: the image tower trained directly
@@ -62,13 +62,15 @@ from mafs_bench.models.backends import create_backend
 from mafs_bench.models.encoder import DualEncoder
 from mafs_bench.models.fusion import create_fusion
 from mafs_bench.models.fusion.blocks import end_token
-from mafs_bench.models.training import lr_at
+from mafs_bench.models.training import lr_at, train_encoder
 from mafs_bench.models.vqa_training import train_vqa
 from mafs_bench.runner import load_suite
 from mafs_bench.tasks import create_task
 from vqa_setup import vqa_data_and_cell
 
 VARIANTS = ("zoo", "itc", "hard_batches", "caption_loss", "token_alignment", "conv_stem", "supervised_shape")
+#: variants trained by the package's own encoder recipe, with their ``token_alignment`` weight
+PACKAGE_RECIPE = {"itc": 0.0, "conv_stem": 0.0, "token_alignment": 1.0}
 
 
 def conv_stem(width: int) -> nn.Module:
@@ -91,20 +93,6 @@ class CaptionHead(nn.Module):
         h = text_tokens + self.cross(self.norm1(text_tokens), image_tokens, image_tokens, need_weights=False)[0]
         h = h + self.mlp(self.norm2(h))
         return self.out(self.norm3(h))
-
-
-def token_alignment_loss(head: nn.Module, image_tokens: torch.Tensor, text_tokens: torch.Tensor,
-                         ids: torch.Tensor) -> torch.Tensor:
-    """FILIP's loss, text-to-image token similarity: s(i, c) = mean over caption c's word tokens
-    of the best cosine with a token of image i; cross-entropy over the batch both ways."""
-    words = (ids > 3).float()  # not pad, start, end, unknown
-    v = F.normalize(head["image"](image_tokens), dim=-1)  # (B, P, W)
-    t = F.normalize(head["text"](text_tokens), dim=-1)  # (B, L, W)
-    best = torch.einsum("clw,ipw->cilp", t, v).amax(-1)  # (captions, images, L)
-    sim = (best * words[:, None]).sum(-1) / words.sum(-1, keepdim=True).clamp_min(1)  # (captions, images)
-    logits = sim * head.scale.exp().clamp(max=100)
-    target = torch.arange(len(sim))
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
 def caption_neighbours(token_ids: list[torch.Tensor], vocab_size: int, k: int = 16) -> torch.Tensor:
@@ -134,7 +122,9 @@ def cell_shapes(world, n: int, shapes: list[str]) -> torch.Tensor:
 
 
 def train_variant(variant: str, encoder: DualEncoder, dataset, steps: int) -> None:
-    """Train ``encoder`` (freshly initialised) in place with ``variant``'s objective."""
+    """Train ``encoder`` (freshly initialised) in place with ``variant``'s objective, for the
+    variants the package's recipe does not have (``hard_batches``, ``caption_loss``,
+    ``supervised_shape``); the others train with :func:`mafs_bench.models.training.train_encoder`."""
     images, captions, _ = dataset.training_data()
     token_ids = [encoder.tokenizer(list(c)) for c in captions]
     n = len(images)
@@ -149,11 +139,6 @@ def train_variant(variant: str, encoder: DualEncoder, dataset, steps: int) -> No
         shapes = list(dataset.config.shapes)
         labels = cell_shapes(dataset._train, n, shapes)
         head = nn.Linear(64 * encoder.clip.visual.transformer.width, 9 * (len(shapes) + 1))
-        extra = list(head.parameters())
-    if variant == "token_alignment":
-        width = encoder.clip.visual.transformer.width
-        head = nn.ModuleDict({"image": nn.Linear(width, width), "text": nn.Linear(encoder.clip.text.width, width)})
-        head.scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         extra = list(head.parameters())
     neighbours = caption_neighbours(token_ids, encoder.tokenizer.vocab_size) if variant == "hard_batches" else None
     opt = torch.optim.AdamW(list(encoder.parameters()) + extra, lr=2e-3, weight_decay=0.1)
@@ -178,8 +163,6 @@ def train_variant(variant: str, encoder: DualEncoder, dataset, steps: int) -> No
             else:
                 t, t_tokens = encoder.forward_texts(ids)
                 loss = loss_fn(F.normalize(v.float(), dim=-1), F.normalize(t.float(), dim=-1), encoder.logit_scale)
-                if variant == "token_alignment":
-                    loss = loss + token_alignment_loss(head, v_tokens.float(), t_tokens.float(), ids)
                 if variant == "caption_loss":  # position i predicts word i + 1 (the text tower is causal)
                     words = head(t_tokens[:, :-1], v_tokens).float()
                     loss = loss + F.cross_entropy(words.reshape(-1, words.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=0)
@@ -254,7 +237,12 @@ def main() -> None:
         encoder = DualEncoder(backend.encoder_config, encoder.tokenizer, precision=encoder.precision)
         if args.variant == "conv_stem":
             encoder.clip.visual.conv1 = conv_stem(encoder.clip.visual.transformer.width)
-        train_variant(args.variant, encoder, dataset, args.steps)
+        if args.variant in PACKAGE_RECIPE:  # the package's training, with or without token alignment
+            images, captions, _ = dataset.training_data()
+            recipe = replace(backend.encoder_train, steps=args.steps, token_alignment=PACKAGE_RECIPE[args.variant])
+            train_encoder(encoder, images, captions, recipe)
+        else:
+            train_variant(args.variant, encoder, dataset, args.steps)
     trained = time.time() - start
     if args.save:
         torch.save(encoder.state_dict(), args.save)

@@ -115,12 +115,12 @@ def _import_hint(module_name: str, attr: str, err: Exception) -> str:
     top = module_name.split(".")[0]
     if isinstance(err, ModuleNotFoundError) and err.name == top:
         here = Path.cwd()
-        as_file = here / (module_name.replace(".", "/") + ".py")
-        if as_file.is_file() or (here / top).is_dir():
-            file_ref = f"{as_file.relative_to(here).as_posix()}:{attr}" if as_file.is_file() else None
-            return (f"it is in the working directory, which is not on sys.path: write "
-                    f"{file_ref!r} instead, or run with PYTHONPATH=." if file_ref else
-                    "it is in the working directory, which is not on sys.path: run with PYTHONPATH=.")
+        as_file = Path(*module_name.split(".")).with_suffix(".py")
+        where = "it is in the working directory, which is not on sys.path: "
+        if (here / as_file).is_file():
+            return where + f"write {f'{as_file.as_posix()}:{attr}'!r} instead, or run with PYTHONPATH=."
+        if (here / top).is_dir():
+            return where + "run with PYTHONPATH=."
     return "is it installed, or on sys.path?"
 
 
